@@ -1,0 +1,1 @@
+"""strava_pipeline."""
