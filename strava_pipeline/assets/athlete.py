@@ -1,0 +1,71 @@
+"""Athlete-level assets: the profile, heart-rate zones and gear (raw), and their typed tables."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from strava_pipeline.resources import StravaResource
+from strava_pipeline.strava import ApiResponse, StravaScopeError
+from strava_pipeline.transforms.athlete import ATHLETE_RAW_SCHEMA, athlete_frame, gear_frame, gear_ids
+
+KINDS = {"python", "parquet", "postgres"}
+
+
+def _raw_row(resource: str, resource_id: str, response: ApiResponse) -> dict[str, object]:
+    return {
+        "resource": resource,
+        "resource_id": resource_id,
+        "fetched_at": response.fetched_at,
+        "payload": response.body.decode("utf-8"),
+    }
+
+
+@dg.asset(
+    group_name="raw",
+    kinds=KINDS,
+    io_manager_key="warehouse",
+    pool="strava_api",
+    description=(
+        "Verbatim Strava responses for the authenticated athlete: `/athlete`, `/athlete/zones` and "
+        "`/gear/{id}` for every bike and pair of shoes. One row per document, payload as JSON."
+    ),
+)
+def athlete_raw(context: dg.AssetExecutionContext, strava: StravaResource) -> dg.Output[pl.DataFrame]:
+    """Fetch the profile, zones and gear: 2 + (number of bikes and shoes) requests."""
+    client = strava.get_client()
+    profile = client.get_athlete()
+    athlete = profile.json()
+    athlete_id = str(athlete.get("id")) if isinstance(athlete, dict) else "unknown"
+    rows = [_raw_row("athlete", athlete_id, profile)]
+    try:
+        rows.append(_raw_row("zones", athlete_id, client.get_athlete_zones()))
+    except StravaScopeError as exc:
+        context.log.warning(f"Heart-rate zones skipped: {exc}")
+    for gear_id in gear_ids(athlete if isinstance(athlete, dict) else {}):
+        rows.append(_raw_row("gear", gear_id, client.get_gear(gear_id)))
+    frame = pl.DataFrame(rows, schema=ATHLETE_RAW_SCHEMA)
+    return dg.Output(frame, metadata={"api_requests": len(rows)})
+
+
+@dg.asset(
+    group_name="typed",
+    kinds=KINDS,
+    io_manager_key="warehouse",
+    description="The athlete profile as one typed row with heart-rate zone bounds, built from `athlete_raw`.",
+)
+def athlete(athlete_raw: pl.DataFrame) -> pl.DataFrame:
+    """Typed athlete row (no API calls)."""
+    return athlete_frame(athlete_raw)
+
+
+@dg.asset(
+    group_name="typed",
+    kinds=KINDS,
+    io_manager_key="warehouse",
+    description="Bikes and shoes with their lifetime distance. Built from `athlete_raw`.",
+)
+def gear(athlete_raw: pl.DataFrame) -> pl.DataFrame:
+    """Typed gear rows (no API calls)."""
+    return gear_frame(athlete_raw)
+

@@ -1,0 +1,48 @@
+"""The Dagster code location: assets, resources and IO managers wired from the environment.
+
+``workspace.yaml`` loads ``defs`` from here; tests and the CLI call ``build_definitions`` with their
+own settings.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from strava_pipeline.assets import build_assets
+from strava_pipeline.io_managers.warehouse import WarehouseIOManager
+from strava_pipeline.resources import StravaResource
+from strava_pipeline.settings import Settings
+
+
+def _optional_env(name: str) -> dg.EnvVar | None:
+    """An EnvVar for an optional secret, so an unset variable means "not configured", not an error."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Resources for a configuration; secrets stay EnvVar references, never literal values."""
+    return {
+        "strava": StravaResource(
+            client_id=dg.EnvVar("STRAVA_CLIENT_ID"),
+            client_secret=dg.EnvVar("STRAVA_CLIENT_SECRET"),
+            refresh_token=_optional_env("STRAVA_REFRESH_TOKEN"),
+            base_url=settings.base_url,
+            token_file=str(settings.token_file),
+            rate_limit_state_file=str(settings.rate_limit_state_file),
+            window_seconds=settings.rate_window_seconds,
+        ),
+        "warehouse": WarehouseIOManager(
+            data_dir=str(settings.data_dir),
+            database_url=_optional_env("STRAVA_PIPELINE_DATABASE_URL"),
+        ),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The whole code location for one configuration."""
+    return dg.Definitions(assets=build_assets(settings), resources=build_resources(settings))
+
+
+defs = build_definitions(Settings.from_env())

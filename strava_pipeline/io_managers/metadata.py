@@ -1,0 +1,38 @@
+"""Output metadata every asset shows in the UI: row count, column schema, a small preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+
+def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
+    """The frame's columns and Polars types, as Dagster's standard column schema."""
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
+
+
+def preview_markdown(frame: pl.DataFrame, rows: int = 5, max_columns: int = 8, width: int = 40) -> str:
+    """A markdown table of the first rows, truncated so raw JSON payloads don't flood the UI."""
+    if frame.is_empty():
+        return "_no rows_"
+    head = frame.head(rows).select(frame.columns[:max_columns])
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    for row in head.iter_rows():
+        cells = []
+        for value in row:
+            text = "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+            cells.append(text if len(text) <= width else text[: width - 1] + "…")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def frame_metadata(frame: pl.DataFrame, **extra: Any) -> dict[str, Any]:
+    """Standard metadata for a materialised frame."""
+    return {
+        "dagster/row_count": frame.height,
+        "dagster/column_schema": column_schema(frame),
+        "preview": dg.MetadataValue.md(preview_markdown(frame)),
+        **extra,
+    }

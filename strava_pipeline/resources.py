@@ -1,0 +1,59 @@
+"""Dagster resources: the rate-limited Strava client, configured from the environment."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from strava_pipeline.strava import RateLimiter, StravaClient, TokenStore
+
+
+class StravaResource(dg.ConfigurableResource):
+    """Strava API v3 access for assets, sensors and checks.
+
+    Secrets arrive as ``EnvVar`` so they never appear in run configuration or the UI. All clients in a
+    process share one limiter whose state lives in a file next to the data, so a schedule tick and a
+    backfill running at the same time stay inside Strava's budget together.
+    """
+
+    client_id: str
+    client_secret: str
+    refresh_token: str | None = None
+    base_url: str = "https://www.strava.com"
+    token_file: str
+    rate_limit_state_file: str | None = None
+    window_seconds: int = 900
+    max_wait_seconds: float | None = None
+    request_timeout_seconds: float = 60.0
+
+    _client: StravaClient | None = PrivateAttr(default=None)
+
+    def get_client(self) -> StravaClient:
+        """The process's client, created on first use (a run that only reads the raw layer needs none)."""
+        if self._client is None:
+            logger = logging.getLogger("strava_pipeline.strava")
+            limiter = RateLimiter(
+                state_path=Path(self.rate_limit_state_file) if self.rate_limit_state_file else None,
+                window_seconds=self.window_seconds,
+                max_wait_seconds=self.max_wait_seconds,
+                logger=logger,
+            )
+            self._client = StravaClient(
+                base_url=self.base_url,
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                token_store=TokenStore(Path(self.token_file), seed_refresh_token=self.refresh_token),
+                rate_limiter=limiter,
+                timeout=(10.0, self.request_timeout_seconds),
+                logger=logger,
+            )
+        return self._client
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close pooled connections when the run or step ends."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,57 @@
+"""Process environment for everything the `strava-pipeline` command launches.
+
+Dagster's instance (``dagster.yaml``) and the IO managers both read the database URL from the
+environment. When the user configures none, the embedded PostgreSQL server is started here, once, and
+its URL exported, so the CLI, ``dagster dev`` and every run process it spawns use the same server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from strava_pipeline.settings import PROJECT_ROOT, Settings
+from strava_pipeline.storage.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
+from strava_pipeline.storage.migrations import apply_migrations
+
+DATABASE_URL_ENV = "STRAVA_PIPELINE_DATABASE_URL"
+
+
+def _dagster_home() -> Path:
+    """The folder holding ``dagster.yaml``: the user's DAGSTER_HOME if set, else the project root."""
+    configured = os.environ.get("DAGSTER_HOME")
+    return Path(configured) if configured else PROJECT_ROOT
+
+
+@contextmanager
+def pipeline_environment(settings: Settings, *, keep_database_running: bool = False) -> Iterator[Settings]:
+    """Export the variables Dagster needs, start the embedded database if none is configured.
+
+    Yields the settings re-read from the prepared environment (with the database URL filled in). The
+    embedded server is stopped on exit unless another process still holds it or
+    ``keep_database_running`` is set.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    dagster_dir = settings.data_dir / "dagster"
+    (dagster_dir / "logs").mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DAGSTER_HOME", str(_dagster_home()))
+    os.environ.setdefault("STRAVA_PIPELINE_DAGSTER_DIR", str(dagster_dir))
+    os.environ.setdefault("STRAVA_PIPELINE_DAGSTER_LOGS_DIR", str(dagster_dir / "logs"))
+    server: EmbeddedPostgres | None = None
+    exported = False
+    if not settings.database_url:
+        server = start_embedded_postgres(settings.data_dir, keep_running=keep_database_running)
+        os.environ[DATABASE_URL_ENV] = server.url
+        exported = True
+    try:
+        prepared = Settings.from_env()
+        assert prepared.database_url is not None
+        apply_migrations(prepared.database_url)
+        yield prepared
+    finally:
+        if exported:
+            os.environ.pop(DATABASE_URL_ENV, None)
+        if server is not None and not keep_database_running:
+            server.stop()

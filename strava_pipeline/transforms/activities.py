@@ -1,0 +1,178 @@
+"""Typed activity summaries from raw ``/athlete/activities`` payloads.
+
+Units live in column names (``distance_m``, ``moving_time_s``) so nobody has to guess whether a
+number is metres or miles. ``sport_type`` stays free text: Strava keeps adding sports.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import polars as pl
+
+from strava_pipeline.transforms.errors import PayloadError
+from strava_pipeline.transforms.fields import Field, coerce, extract_frame, parse_date, schema_of
+
+UTC_TS = pl.Datetime("us", "UTC")
+LOCAL_TS = pl.Datetime("us")
+
+ACTIVITY_RAW_SCHEMA: dict[str, pl.DataType] = {
+    "activity_id": pl.Int64,
+    "activity_date": pl.Date,
+    "fetched_at": UTC_TS,
+    "payload": pl.String,
+}
+
+
+ACTIVITY_FIELDS: tuple[Field, ...] = (
+    Field("activity_id", ("id",), pl.Int64, required=True),
+    Field("activity_date", ("start_date_local",), pl.Date, required=True),
+    Field("athlete_id", ("athlete", "id"), pl.Int64),
+    Field("name", ("name",), pl.String),
+    Field("sport_type", ("sport_type",), pl.String),
+    Field("type", ("type",), pl.String),
+    Field("workout_type", ("workout_type",), pl.Int64),
+    Field("start_date", ("start_date",), UTC_TS, required=True),
+    Field("start_date_local", ("start_date_local",), LOCAL_TS, required=True),
+    Field("timezone", ("timezone",), pl.String),
+    Field("utc_offset_s", ("utc_offset",), pl.Int64),
+    Field("distance_m", ("distance",), pl.Float64),
+    Field("moving_time_s", ("moving_time",), pl.Int64),
+    Field("elapsed_time_s", ("elapsed_time",), pl.Int64),
+    Field("total_elevation_gain_m", ("total_elevation_gain",), pl.Float64),
+    Field("elev_high_m", ("elev_high",), pl.Float64),
+    Field("elev_low_m", ("elev_low",), pl.Float64),
+    Field("average_speed_mps", ("average_speed",), pl.Float64),
+    Field("max_speed_mps", ("max_speed",), pl.Float64),
+    Field("has_heartrate", ("has_heartrate",), pl.Boolean),
+    Field("average_heartrate_bpm", ("average_heartrate",), pl.Float64),
+    Field("max_heartrate_bpm", ("max_heartrate",), pl.Float64),
+    Field("average_cadence_rpm", ("average_cadence",), pl.Float64),
+    Field("average_watts", ("average_watts",), pl.Float64),
+    Field("weighted_average_watts", ("weighted_average_watts",), pl.Float64),
+    Field("max_watts", ("max_watts",), pl.Float64),
+    Field("kilojoules_kj", ("kilojoules",), pl.Float64),
+    Field("device_watts", ("device_watts",), pl.Boolean),
+    Field("average_temp_c", ("average_temp",), pl.Float64),
+    Field("suffer_score", ("suffer_score",), pl.Float64),
+    Field("calories_kcal", ("calories",), pl.Float64),
+    Field("start_lat", ("start_latlng", 0), pl.Float64),
+    Field("start_lng", ("start_latlng", 1), pl.Float64),
+    Field("end_lat", ("end_latlng", 0), pl.Float64),
+    Field("end_lng", ("end_latlng", 1), pl.Float64),
+    Field("summary_polyline", ("map", "summary_polyline"), pl.String),
+    Field("trainer", ("trainer",), pl.Boolean),
+    Field("commute", ("commute",), pl.Boolean),
+    Field("manual", ("manual",), pl.Boolean),
+    Field("private", ("private",), pl.Boolean),
+    Field("visibility", ("visibility",), pl.String),
+    Field("flagged", ("flagged",), pl.Boolean),
+    Field("gear_id", ("gear_id",), pl.String),
+    Field("device_name", ("device_name",), pl.String),
+    Field("upload_id", ("upload_id",), pl.Int64),
+    Field("external_id", ("external_id",), pl.String),
+    Field("achievement_count", ("achievement_count",), pl.Int64),
+    Field("kudos_count", ("kudos_count",), pl.Int64),
+    Field("comment_count", ("comment_count",), pl.Int64),
+    Field("athlete_count", ("athlete_count",), pl.Int64),
+    Field("photo_count", ("photo_count",), pl.Int64),
+    Field("pr_count", ("pr_count",), pl.Int64),
+)
+
+ACTIVITY_SCHEMA: dict[str, pl.DataType] = {**schema_of(ACTIVITY_FIELDS), "fetched_at": UTC_TS}
+
+
+def activity_label(payload: Any) -> str:
+    """How errors name an activity: by id when it has one."""
+    if isinstance(payload, Mapping) and payload.get("id") is not None:
+        return f"activity {payload.get('id')}"
+    return "activity <without id>"
+
+
+def activity_local_date(payload: Mapping[str, Any]) -> date:
+    """The partition an activity belongs to: its local calendar date.
+
+    ``start_date_local`` is the athlete's wall clock with a misleading ``Z``; its date part is the day
+    the athlete would say the activity happened on, which is what daily partitions must follow.
+    """
+    value = payload.get("start_date_local") if isinstance(payload, Mapping) else None
+    if value is None:
+        raise PayloadError(activity_label(payload), "start_date_local", "is missing")
+    try:
+        return parse_date(value)
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(activity_label(payload), "start_date_local", f"is not a date: {exc}") from None
+
+
+def activity_id_of(payload: Any) -> int:
+    """The activity id, validated."""
+    if not isinstance(payload, Mapping) or payload.get("id") is None:
+        raise PayloadError(activity_label(payload), "id", "is missing")
+    try:
+        return coerce(payload["id"], pl.Int64)
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(activity_label(payload), "id", f"is not an integer: {exc}") from None
+
+
+def raw_activities_frame(
+    summaries: Iterable[Mapping[str, Any]], fetched_at: Any, days: Iterable[date] | None = None
+) -> pl.DataFrame:
+    """Raw-layer rows for the activities whose local date falls in ``days`` (all when None).
+
+    The payload is kept as JSON text exactly as parsed from Strava, so the typed layer can be rebuilt
+    at any time without an API request. Duplicate ids within a listing (Strava pages can shift while
+    an athlete uploads) keep the first occurrence, which is the newest listing position.
+    """
+    wanted = set(days) if days is not None else None
+    ids: list[int] = []
+    dates: list[date] = []
+    payloads: list[str] = []
+    seen: set[int] = set()
+    for summary in summaries:
+        activity_id = activity_id_of(summary)
+        local_date = activity_local_date(summary)
+        if (wanted is not None and local_date not in wanted) or activity_id in seen:
+            continue
+        seen.add(activity_id)
+        ids.append(activity_id)
+        dates.append(local_date)
+        payloads.append(json.dumps(summary, ensure_ascii=False, separators=(",", ":")))
+    return pl.DataFrame(
+        {
+            "activity_id": ids,
+            "activity_date": dates,
+            "fetched_at": [fetched_at] * len(ids),
+            "payload": payloads,
+        },
+        schema=ACTIVITY_RAW_SCHEMA,
+    )
+
+
+def activities_frame(raw: pl.DataFrame) -> pl.DataFrame:
+    """Typed activities from raw rows; raises PayloadError naming the activity and field on bad data."""
+    parsed = []
+    for activity_id, payload in zip(raw["activity_id"].to_list(), raw["payload"].to_list(), strict=True):
+        try:
+            parsed.append((f"activity {activity_id}", json.loads(payload)))
+        except json.JSONDecodeError as exc:
+            raise PayloadError(f"activity {activity_id}", "<payload>", f"is not valid JSON: {exc}") from None
+    frame = extract_frame(parsed, ACTIVITY_FIELDS)
+    return frame.with_columns(raw["fetched_at"].alias("fetched_at")).select(list(ACTIVITY_SCHEMA))
+
+
+#: The widest distance between a local wall clock and UTC (UTC+14 in Kiribati, UTC-12 on Baker Island).
+LOCAL_DATE_MARGIN_S = 14 * 3600
+
+
+def listing_window(first_day: date, last_day: date) -> tuple[int, int]:
+    """The ``after``/``before`` epoch seconds that cover every activity whose local date is in the range.
+
+    Strava filters the listing on the UTC start time, but partitions follow the local date, so the
+    window is widened by 14 hours on each side; activities in the margin are dropped after listing.
+    """
+    start = datetime.combine(first_day, time.min, tzinfo=UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
+    return int(start.timestamp()) - LOCAL_DATE_MARGIN_S - 1, int(end.timestamp()) + LOCAL_DATE_MARGIN_S
