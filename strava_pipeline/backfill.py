@@ -48,6 +48,24 @@ def _select(assets: Sequence[dg.AssetsDefinition], names: Sequence[str] | None) 
     return [known[n] for n in names]
 
 
+def _batch_size(asset: dg.AssetsDefinition, cap: int) -> int:
+    """Days per run for an asset: its backfill policy's limit, never more than ``cap``."""
+    policy = asset.backfill_policy
+    limit = policy.max_partitions_per_run if policy is not None else None
+    return min(cap, limit) if limit else cap
+
+
+def _policy_groups(assets: Sequence[dg.AssetsDefinition], cap: int) -> list[list[dg.AssetsDefinition]]:
+    """Consecutive assets (in dependency order) that share a batch size run together."""
+    groups: list[list[dg.AssetsDefinition]] = []
+    for asset in assets:
+        if groups and _batch_size(groups[-1][0], cap) == _batch_size(asset, cap):
+            groups[-1].append(asset)
+        else:
+            groups.append([asset])
+    return groups
+
+
 def run_backfill(
     settings: Settings,
     start: date,
@@ -60,7 +78,9 @@ def run_backfill(
 ) -> BackfillReport:
     """Materialise the selected assets for ``start..end`` (inclusive, local dates).
 
-    Unpartitioned assets (the athlete profile) run once first; partitioned ones run batch by batch.
+    Unpartitioned assets (the athlete profile) run once first; partitioned ones run batch by batch,
+    each group of assets in batches of its own backfill policy's size (a year of summaries, a month of
+    streams), upstream groups first.
     A failed batch raises, leaving every earlier batch committed in both stores.
     """
     assets = build_assets(settings)
@@ -80,13 +100,16 @@ def run_backfill(
         result = dg.materialize(assets, selection=unpartitioned, resources=resources, instance=instance)
         report.run_ids.append(result.run_id)
         progress(f"athlete assets: run {result.run_id} succeeded")
-    for batch_start, batch_end in date_batches(first, end, batch_days) if partitioned else []:
-        tags = {
-            ASSET_PARTITION_RANGE_START_TAG: batch_start.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: batch_end.isoformat(),
-        }
-        result = dg.materialize(assets, selection=partitioned, resources=resources, instance=instance, tags=tags)
-        report.run_ids.append(result.run_id)
-        report.batches.append((batch_start, batch_end))
-        progress(f"{batch_start}..{batch_end}: run {result.run_id} succeeded")
+    for group in _policy_groups(partitioned, batch_days):
+        size = _batch_size(group[0], batch_days)
+        for batch_start, batch_end in date_batches(first, end, size):
+            tags = {
+                ASSET_PARTITION_RANGE_START_TAG: batch_start.isoformat(),
+                ASSET_PARTITION_RANGE_END_TAG: batch_end.isoformat(),
+            }
+            result = dg.materialize(assets, selection=group, resources=resources, instance=instance, tags=tags)
+            report.run_ids.append(result.run_id)
+            report.batches.append((batch_start, batch_end))
+            names = ", ".join(a.key.to_user_string() for a in group)
+            progress(f"{batch_start}..{batch_end} [{names}]: run {result.run_id} succeeded")
     return report

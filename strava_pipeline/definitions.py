@@ -12,7 +12,7 @@ import dagster as dg
 
 from strava_pipeline.assets import build_assets
 from strava_pipeline.io_managers.warehouse import WarehouseIOManager
-from strava_pipeline.resources import StravaResource
+from strava_pipeline.resources import LandedDataResource, StravaResource
 from strava_pipeline.settings import Settings
 
 
@@ -33,6 +33,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             rate_limit_state_file=str(settings.rate_limit_state_file),
             window_seconds=settings.rate_window_seconds,
         ),
+        "landed": LandedDataResource(data_dir=str(settings.data_dir)),
         "warehouse": WarehouseIOManager(
             data_dir=str(settings.data_dir),
             database_url=_optional_env("STRAVA_PIPELINE_DATABASE_URL"),

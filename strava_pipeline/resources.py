@@ -1,13 +1,17 @@
-"""Dagster resources: the rate-limited Strava client, configured from the environment."""
+"""Dagster resources: the rate-limited Strava client, and read access to what already landed."""
 
 from __future__ import annotations
 
 import logging
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 from pydantic import PrivateAttr
 
+from strava_pipeline.storage.landing_cache import LandingCache
+from strava_pipeline.storage.parquet_store import ParquetStore
 from strava_pipeline.strava import RateLimiter, StravaClient, TokenStore
 
 
@@ -57,3 +61,20 @@ class StravaResource(dg.ConfigurableResource):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class LandedDataResource(dg.ConfigurableResource):
+    """Read access to what has already landed, so assets reuse it instead of spending API requests.
+
+    Also hands out the landing cache where fetched documents wait until their partition commits.
+    """
+
+    data_dir: str
+
+    def read(self, asset: str, days: list[date]) -> pl.DataFrame:
+        """An asset's landed rows for these days (empty where nothing landed yet)."""
+        return ParquetStore(Path(self.data_dir) / "parquet").read(asset, days)
+
+    def landing_cache(self, name: str) -> LandingCache:
+        """The write-ahead cache for one kind of document."""
+        return LandingCache(Path(self.data_dir) / "landing" / name)

@@ -1,0 +1,146 @@
+"""Per-activity streams: one API request per non-manual activity, spent exactly once.
+
+``streams_raw`` keeps each response verbatim (a 404 is recorded as ``not_found`` and never asked
+again); ``activity_streams`` is the typed, one-row-per-sample table built from it. Before any request,
+an activity's streams are looked for (1) in the landed raw layer, reused when the summary fields the
+recording depends on are unchanged, and (2) in the landing cache, where every response is written the
+moment it arrives so a failed run never wastes what it fetched.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import polars as pl
+
+from strava_pipeline.assets.partitions import PARTITION_COLUMN, STREAMS_BACKFILL_POLICY, partition_days
+from strava_pipeline.resources import LandedDataResource, StravaResource
+from strava_pipeline.storage.landing_cache import LandingCache
+from strava_pipeline.strava import StravaClient
+from strava_pipeline.transforms.streams import STREAMS_RAW_SCHEMA, streams_frame, summary_fingerprint
+
+KINDS = {"python", "parquet", "postgres"}
+
+
+class StreamsConfig(dg.Config):
+    """Run configuration of ``streams_raw``."""
+
+    refetch: bool = False
+    """Ignore landed and cached streams and request every activity again."""
+    max_concurrent_requests: int = 8
+    """Requests in flight at once; all share one rate limiter."""
+
+
+def _fetch(client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str) -> tuple[str, bytes]:
+    """Fetch one activity's streams and write them to the landing cache before returning."""
+    response = client.get_activity_streams(activity_id)
+    body = b"" if response is None else response.body
+    cache.put(f"{activity_id}-{fingerprint}", body)
+    return ("not_found" if response is None else "ok"), body
+
+
+def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The two stream assets for a given partitioning."""
+
+    @dg.asset(
+        name="streams_raw",
+        group_name="raw",
+        kinds=KINDS,
+        io_manager_key="warehouse",
+        pool="strava_api",
+        partitions_def=partitions_def,
+        backfill_policy=STREAMS_BACKFILL_POLICY,
+        metadata={"partition_column": PARTITION_COLUMN},
+        description=(
+            "Verbatim `/activities/{id}/streams` responses (all documented keys, key_by_type=true), one row "
+            "per non-manual activity; a 404 is recorded as status `not_found`. Streams already landed for an "
+            "activity whose recording did not change are reused, never requested twice."
+        ),
+    )
+    def streams_raw(
+        context: dg.AssetExecutionContext,
+        config: StreamsConfig,
+        activities_raw: pl.DataFrame,
+        strava: StravaResource,
+        landed: LandedDataResource,
+    ) -> dg.Output[pl.DataFrame]:
+        days = partition_days(context)
+        previous = {} if config.refetch else {
+            row["activity_id"]: row for row in landed.read("streams_raw", days).iter_rows(named=True)
+        }
+        cache = landed.landing_cache("streams")
+        now = datetime.now(UTC)
+        rows: list[dict[str, object]] = []
+        to_fetch: list[tuple[int, date, str]] = []
+        reused = cached = 0
+        for activity_id, activity_date, payload in activities_raw.select(
+            "activity_id", "activity_date", "payload"
+        ).iter_rows():
+            summary = json.loads(payload)
+            if summary.get("manual"):
+                continue
+            fingerprint = summary_fingerprint(summary)
+            key = f"{activity_id}-{fingerprint}"
+            old = previous.get(activity_id)
+            if old is not None and old["summary_fingerprint"] == fingerprint:
+                rows.append({**old, "activity_date": activity_date})
+                cache.discard([key])
+                reused += 1
+                continue
+            body = None if config.refetch else cache.get(key)
+            if body is not None:
+                rows.append(_row(activity_id, activity_date, fingerprint, body, now))
+                cached += 1
+            else:
+                to_fetch.append((activity_id, activity_date, fingerprint))
+        if to_fetch:
+            client = strava.get_client()
+            with ThreadPoolExecutor(max_workers=max(1, config.max_concurrent_requests)) as pool:
+                futures = [
+                    (a, d, f, pool.submit(_fetch, client, cache, a, f)) for a, d, f in to_fetch
+                ]
+                for activity_id, activity_date, fingerprint, future in futures:
+                    _, body = future.result()
+                    rows.append(_row(activity_id, activity_date, fingerprint, body, datetime.now(UTC)))
+        frame = pl.DataFrame(rows, schema=STREAMS_RAW_SCHEMA).sort("activity_date", "activity_id")
+        context.log.info(
+            f"streams for {frame.height} activities: {len(to_fetch)} requested, {reused} reused, "
+            f"{cached} from the landing cache"
+        )
+        return dg.Output(
+            frame,
+            metadata={"api_requests": len(to_fetch), "reused_landed": reused, "reused_cached": cached},
+        )
+
+    @dg.asset(
+        name="activity_streams",
+        group_name="typed",
+        kinds=KINDS,
+        io_manager_key="warehouse",
+        partitions_def=partitions_def,
+        backfill_policy=STREAMS_BACKFILL_POLICY,
+        metadata={"partition_column": PARTITION_COLUMN},
+        description=(
+            "One row per sample: time offset, position, altitude, distance, velocity, heart rate, cadence, "
+            "power, temperature, moving, grade. Built from `streams_raw`; unknown stream types stay raw."
+        ),
+    )
+    def activity_streams(streams_raw: pl.DataFrame) -> pl.DataFrame:
+        return streams_frame(streams_raw)
+
+    return [streams_raw, activity_streams]
+
+
+def _row(activity_id: int, activity_date: date, fingerprint: str, body: bytes, fetched_at: datetime) -> dict:
+    """A raw row; an empty body is how a 404 ("this activity has no streams") is recorded."""
+    return {
+        "activity_id": activity_id,
+        "activity_date": activity_date,
+        "summary_fingerprint": fingerprint,
+        "status": "ok" if body else "not_found",
+        "fetched_at": fetched_at,
+        "payload": body.decode("utf-8") if body else None,
+    }

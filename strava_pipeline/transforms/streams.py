@@ -1,0 +1,179 @@
+"""Typed per-sample activity streams from raw ``/activities/{id}/streams`` payloads.
+
+Strava returns one array per stream type, all of equal length, index i being the same sample. The
+typed table has one row per sample with a column per documented type (units in the names); types we
+don't know (``watts_calc``, ``grade_adjusted_speed``, ...) stay in the raw layer and never break a run.
+``null`` samples inside a stream are valid and stay null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import polars as pl
+
+from strava_pipeline.transforms.errors import PayloadError
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+#: The eleven documented stream types, requested for every activity.
+DOCUMENTED_STREAM_TYPES: tuple[str, ...] = (
+    "time", "distance", "latlng", "altitude", "velocity_smooth", "heartrate",
+    "cadence", "watts", "temp", "moving", "grade_smooth",
+)
+
+#: Raw layer: one row per non-manual activity; ``status`` is "ok" or "not_found" (Strava's 404).
+STREAMS_RAW_SCHEMA: dict[str, pl.DataType] = {
+    "activity_id": pl.Int64,
+    "activity_date": pl.Date,
+    "summary_fingerprint": pl.String,
+    "status": pl.String,
+    "fetched_at": UTC_TS,
+    "payload": pl.String,
+}
+
+#: Typed layer: one row per sample.
+STREAM_SCHEMA: dict[str, pl.DataType] = {
+    "activity_id": pl.Int64,
+    "activity_date": pl.Date,
+    "sample_index": pl.Int32,
+    "time_s": pl.Int32,
+    "lat": pl.Float64,
+    "lng": pl.Float64,
+    "altitude_m": pl.Float64,
+    "distance_m": pl.Float64,
+    "velocity_mps": pl.Float64,
+    "heartrate_bpm": pl.Int16,
+    "cadence_rpm": pl.Float64,  # documented as integer, but real exports carry decimals
+    "watts": pl.Int16,
+    "temp_c": pl.Int16,
+    "moving": pl.Boolean,
+    "grade_pct": pl.Float64,
+}
+
+#: Stream type -> typed column, for the scalar streams (latlng is split into two columns).
+SCALAR_STREAMS: dict[str, str] = {
+    "time": "time_s",
+    "altitude": "altitude_m",
+    "distance": "distance_m",
+    "velocity_smooth": "velocity_mps",
+    "heartrate": "heartrate_bpm",
+    "cadence": "cadence_rpm",
+    "watts": "watts",
+    "temp": "temp_c",
+    "moving": "moving",
+    "grade_smooth": "grade_pct",
+}
+
+#: Summary fields whose change means the recording itself changed (a crop, a re-upload). A rename, a
+#: new kudo or a gear change does not alter streams, so it must not cost an API request.
+STREAM_RELEVANT_FIELDS: tuple[str, ...] = (
+    "start_date", "elapsed_time", "moving_time", "distance", "upload_id", "external_id", "manual",
+    "has_heartrate", "device_watts",
+)
+
+
+def summary_fingerprint(summary: Mapping[str, Any]) -> str:
+    """A digest of the summary fields that change when an activity's recording changes."""
+    relevant = {key: summary.get(key) for key in STREAM_RELEVANT_FIELDS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def streams_by_type(payload: Any, entity: str) -> dict[str, list[Any]]:
+    """Normalise either response form (``key_by_type=true`` dict, or the array form) to type -> data."""
+    if isinstance(payload, Mapping):
+        items = [(key, value) for key, value in payload.items()]
+    elif isinstance(payload, list):
+        items = []
+        for i, stream in enumerate(payload):
+            if not isinstance(stream, Mapping) or "type" not in stream:
+                raise PayloadError(entity, f"streams[{i}]", "is not a stream object with a 'type'")
+            items.append((stream["type"], stream))
+    else:
+        raise PayloadError(entity, "<streams>", f"is a {type(payload).__name__}, not a stream set")
+    out: dict[str, list[Any]] = {}
+    for stream_type, stream in items:
+        data = stream.get("data") if isinstance(stream, Mapping) else None
+        if not isinstance(data, list):
+            raise PayloadError(entity, f"{stream_type}.data", "is not an array")
+        out[str(stream_type)] = data
+    return out
+
+
+def _numeric(values: list[Any], dtype: pl.DataType, entity: str, stream_type: str) -> pl.Series:
+    """A typed series; integer streams accept whole floats (some exports write 0.0) and reject the rest."""
+    try:
+        series = pl.Series(values, dtype=pl.Float64, strict=True)
+    except (TypeError, pl.exceptions.PolarsError):
+        raise PayloadError(entity, f"{stream_type}.data", "holds non-numeric samples") from None
+    if dtype.is_integer():
+        whole = series.drop_nulls()
+        if whole.len() and not ((whole == whole.round()).all()):
+            raise PayloadError(entity, f"{stream_type}.data", "holds fractional values for an integer stream")
+        info = {pl.Int16: (-32768, 32767), pl.Int32: (-(2**31), 2**31 - 1)}[dtype]
+        if whole.len() and (whole.min() < info[0] or whole.max() > info[1]):  # type: ignore[operator]
+            raise PayloadError(entity, f"{stream_type}.data", f"is out of range for {dtype}")
+        return series.cast(dtype)
+    return series
+
+
+def activity_stream_frame(activity_id: int, activity_date: Any, payload: Any) -> pl.DataFrame:
+    """One activity's samples as typed rows; raises PayloadError naming the activity and stream."""
+    entity = f"activity {activity_id}"
+    streams = streams_by_type(payload, entity)
+    lengths = {t: len(d) for t, d in streams.items() if t in DOCUMENTED_STREAM_TYPES}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{t}={n}" for t, n in sorted(lengths.items()))
+        raise PayloadError(entity, "<streams>", f"have unequal lengths ({detail})")
+    n = next(iter(lengths.values()), 0)
+    columns: dict[str, pl.Series] = {}
+    for stream_type, column in SCALAR_STREAMS.items():
+        dtype = STREAM_SCHEMA[column]
+        if stream_type not in streams:
+            columns[column] = pl.Series(column, [None] * n, dtype=dtype)
+        elif dtype == pl.Boolean:
+            values = streams[stream_type]
+            if any(v is not None and not isinstance(v, bool) for v in values):
+                raise PayloadError(entity, f"{stream_type}.data", "holds non-boolean samples")
+            columns[column] = pl.Series(column, values, dtype=pl.Boolean)
+        else:
+            columns[column] = _numeric(streams[stream_type], dtype, entity, stream_type).alias(column)
+    points = streams.get("latlng")
+    if points is None:
+        columns["lat"] = pl.Series("lat", [None] * n, dtype=pl.Float64)
+        columns["lng"] = pl.Series("lng", [None] * n, dtype=pl.Float64)
+    else:
+        try:
+            pairs = pl.Series("latlng", points, dtype=pl.List(pl.Float64), strict=True)
+        except (TypeError, ValueError, pl.exceptions.PolarsError):
+            raise PayloadError(entity, "latlng.data", "holds samples that are not [lat, lng] pairs") from None
+        if (pairs.list.len().drop_nulls() != 2).any():
+            raise PayloadError(entity, "latlng.data", "holds samples that are not [lat, lng] pairs")
+        columns["lat"] = pairs.list.get(0, null_on_oob=True).alias("lat")
+        columns["lng"] = pairs.list.get(1, null_on_oob=True).alias("lng")
+    frame = pl.DataFrame(columns).with_columns(
+        pl.lit(activity_id, dtype=pl.Int64).alias("activity_id"),
+        pl.lit(activity_date, dtype=pl.Date).alias("activity_date"),
+        pl.int_range(0, n, dtype=pl.Int32).alias("sample_index"),
+    )
+    return frame.select(list(STREAM_SCHEMA))
+
+
+def streams_frame(raw: pl.DataFrame) -> pl.DataFrame:
+    """Typed samples of every activity in a raw streams frame (rows with status "ok")."""
+    frames = list(_iter_activity_frames(raw.filter(pl.col("status") == "ok")))
+    if not frames:
+        return pl.DataFrame(schema=STREAM_SCHEMA)
+    return pl.concat(frames, how="vertical", rechunk=True)
+
+
+def _iter_activity_frames(raw: pl.DataFrame) -> Iterable[pl.DataFrame]:
+    for activity_id, activity_date, payload in raw.select("activity_id", "activity_date", "payload").iter_rows():
+        try:
+            parsed = json.loads(payload)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise PayloadError(f"activity {activity_id}", "<streams payload>", f"is not valid JSON: {exc}") from None
+        yield activity_stream_frame(activity_id, activity_date, parsed)
