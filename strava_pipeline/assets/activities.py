@@ -1,7 +1,5 @@
 """Activity summaries: the raw listing, partitioned by local date, and the typed table built from it."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Athlete-level assets: the profile, heart-rate zones and gear (raw), and their typed tables."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

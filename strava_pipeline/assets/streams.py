@@ -7,8 +7,6 @@ recording depends on are unchanged, and (2) in the landing cache, where every re
 moment it arrives so a failed run never wastes what it fetched.
 """
 
-from __future__ import annotations
-
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
