@@ -1,0 +1,105 @@
+"""Streams: one request per non-manual activity, spent once; 404s recorded; typed samples exact."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from strava_pipeline.backfill import run_backfill
+from strava_pipeline.storage.parquet_store import ParquetStore
+
+STREAM_ASSETS = ["activities_raw", "activities", "streams_raw", "activity_streams"]
+
+
+def _stream_requests(p) -> list[str]:
+    return [e.path for e in p.sim.request_log if e.path.endswith("/streams")]
+
+
+def _backfill(p, start=date(2024, 1, 1), end=date(2024, 3, 31)) -> None:
+    run_backfill(p.settings, start, end, select=STREAM_ASSETS, progress=lambda _: None)
+
+
+def test_one_request_per_non_manual_activity_and_none_on_rerun(make_pipeline) -> None:
+    p = make_pipeline()
+    summaries = p.sim.activities()
+    manual = {s["id"] for s in summaries if s["manual"]}
+    non_manual = {s["id"] for s in summaries if not s["manual"]}
+    assert manual and non_manual, "the synthetic athlete has both kinds"
+
+    _backfill(p)
+
+    requested = _stream_requests(p)
+    assert len(requested) == len(non_manual) == len(set(requested))
+    assert not any(str(i) in path for i in manual for path in requested)
+    rows = dict(p.query("SELECT activity_id, status FROM strava.streams_raw"))
+    assert set(rows) == non_manual
+    assert set(rows.values()) == {"ok"}
+    # Typed samples match the raw stream lengths, activity by activity.
+    lengths = dict(p.query(
+        "SELECT activity_id, jsonb_array_length(payload->'time'->'data') FROM strava.streams_raw"))
+    samples = dict(p.query("SELECT activity_id, count(*) FROM strava.activity_streams GROUP BY 1"))
+    assert samples == lengths
+
+    p.sim.clear_request_log()
+    _backfill(p)
+    assert _stream_requests(p) == []
+    assert dict(p.query("SELECT activity_id, status FROM strava.streams_raw")) == rows
+
+
+def test_new_activity_on_a_landed_day_costs_exactly_one_stream_request(make_pipeline) -> None:
+    p = make_pipeline()
+    _backfill(p)
+    day = date(2024, 2, 14)
+    added = p.sim.add_activity(start_date_local=f"{day}T07:00:00", sport_type="Run", zone="Europe/Paris")
+    renamed = next(s["id"] for s in p.sim.activities() if not s["manual"] and s["id"] != added)
+    p.sim.update_activity(renamed, name="a rename never costs a stream request")
+    p.sim.clear_request_log()
+
+    _backfill(p, day - date.resolution * 40, day)
+
+    assert _stream_requests(p) == [f"/api/v3/activities/{added}/streams"]
+    assert p.query("SELECT count(*) FROM strava.activity_streams WHERE activity_id = %s", added)[0][0] > 0
+
+
+def test_refetch_switch_forces_new_requests(make_pipeline) -> None:
+    p = make_pipeline()
+    _backfill(p, date(2024, 1, 1), date(2024, 1, 31))
+    expected = len(_stream_requests(p))
+    p.sim.clear_request_log()
+    from strava_pipeline.assets import build_assets
+    from strava_pipeline.definitions import build_resources
+    import dagster as dg
+
+    assets = build_assets(p.settings)
+    dg.materialize(
+        assets,
+        selection=["streams_raw"],
+        resources=build_resources(p.settings),
+        run_config={"ops": {"streams_raw": {"config": {"refetch": True}}}},
+        tags={"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-01-31"},
+    )
+    assert len(_stream_requests(p)) == expected > 0
+
+
+def test_streams_404_is_recorded_and_not_retried(make_pipeline) -> None:
+    p = make_pipeline()
+    day = date(2024, 1, 20)
+    # Manual=False but Strava still has no streams for it (an indoor activity without a device file).
+    ghost = p.sim.add_activity(start_date_local=f"{day}T09:00:00", sport_type="Rowing")
+    p.sim.set_faults(f"streams:404=#1")
+    _backfill(p, day, day)
+    del ghost
+    statuses = p.query("SELECT status, count(*) FROM strava.streams_raw GROUP BY 1")
+    assert ("not_found", 1) in statuses
+    p.sim.clear_request_log()
+    _backfill(p, day, day)
+    assert _stream_requests(p) == []
+
+
+def test_typed_streams_parquet_matches_postgres(make_pipeline) -> None:
+    p = make_pipeline()
+    _backfill(p, date(2024, 1, 1), date(2024, 1, 31))
+    parquet = ParquetStore(p.settings.parquet_dir).read("activity_streams")
+    assert parquet.height == p.query("SELECT count(*) FROM strava.activity_streams")[0][0] > 0
+    assert parquet.select(pl.struct("activity_id", "sample_index").is_unique().all()).item()
