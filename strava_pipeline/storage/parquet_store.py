@@ -1,0 +1,138 @@
+"""Day-partitioned Parquet files: ``<root>/<asset>/date=YYYY-MM-DD/part.parquet``.
+
+Writes go to a uniquely named temporary file in the destination directory and are moved into place with
+``os.replace`` (atomic on POSIX), so a reader sees either the old or the new file, never half of one.
+Readers only ever open the exact names ``part.parquet`` / ``data.parquet`` / ``_schema.parquet``, so a
+temporary file left behind by a crash is never read as data.
+
+A day with no rows is written as a zero-row file carrying the frame's schema: it records "this day has
+no data" and replaces stale rows.  Each partitioned write also refreshes ``_schema.parquet`` (zero rows)
+so a read of days that were never written still returns the asset's columns.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+__all__ = ["ParquetStore"]
+
+PART_FILENAME = "part.parquet"
+UNPARTITIONED_FILENAME = "data.parquet"
+SCHEMA_FILENAME = "_schema.parquet"
+TMP_SUFFIX = ".tmp"
+_DAY_PREFIX = "date="
+
+
+def _atomic_write(frame: pl.DataFrame, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+    try:
+        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        with open(tmp, "rb") as handle:  # make the content durable before it becomes visible
+            os.fsync(handle.fileno())
+        os.replace(tmp, destination)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class ParquetStore:
+    """Parquet files for every asset under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def asset_dir(self, asset: str) -> Path:
+        if not asset or "/" in asset or "\\" in asset or asset.startswith("."):
+            raise ValueError(f"invalid asset name {asset!r}")
+        return self.root / asset
+
+    def partition_path(self, asset: str, day: date) -> Path:
+        return self.asset_dir(asset) / f"{_DAY_PREFIX}{day.isoformat()}" / PART_FILENAME
+
+    def unpartitioned_path(self, asset: str) -> Path:
+        return self.asset_dir(asset) / UNPARTITIONED_FILENAME
+
+    def write_partitions(
+        self, asset: str, frame: pl.DataFrame, *, partition_column: str, partitions: Sequence[date]
+    ) -> dict[date, Path]:
+        """Replace the files of ``partitions`` with the rows of ``frame`` for each day; return the paths.
+
+        Every listed day gets a file, even with zero rows.  Rows belonging to a day not listed are a bug in
+        the caller (they would be silently dropped), so they raise ``ValueError`` before anything is written.
+        """
+        if partition_column not in frame.columns:
+            raise ValueError(f"{asset}: partition column {partition_column!r} not in frame columns {frame.columns}")
+        if frame.schema[partition_column] != pl.Date:
+            raise TypeError(
+                f"{asset}: partition column {partition_column!r} must be pl.Date, got {frame.schema[partition_column]}"
+            )
+        days = sorted(set(partitions))
+        stray = frame.filter(~pl.col(partition_column).is_in(days) | pl.col(partition_column).is_null())
+        if stray.height:
+            found = sorted(map(str, stray.get_column(partition_column).unique().to_list()))
+            raise ValueError(
+                f"{asset}: {stray.height} rows have {partition_column} outside the partitions being written "
+                f"{[d.isoformat() for d in days]}: {found[:10]}"
+            )
+        groups: dict[date, pl.DataFrame] = {}
+        if frame.height:
+            for (day,), part in frame.partition_by(partition_column, as_dict=True, maintain_order=True).items():
+                groups[day] = part
+        written: dict[date, Path] = {}
+        _atomic_write(frame.clear(), self.asset_dir(asset) / SCHEMA_FILENAME)
+        for day in days:
+            path = self.partition_path(asset, day)
+            _atomic_write(groups.get(day, frame.clear()), path)
+            written[day] = path
+        return written
+
+    def write_unpartitioned(self, asset: str, frame: pl.DataFrame) -> Path:
+        """Replace the asset's single file ``<root>/<asset>/data.parquet``."""
+        path = self.unpartitioned_path(asset)
+        _atomic_write(frame, path)
+        return path
+
+    def written_partitions(self, asset: str) -> list[date]:
+        """Days that have a file, sorted."""
+        days = []
+        directory = self.asset_dir(asset)
+        if not directory.is_dir():
+            return []
+        for child in directory.iterdir():
+            if child.name.startswith(_DAY_PREFIX) and (child / PART_FILENAME).is_file():
+                try:
+                    days.append(date.fromisoformat(child.name.removeprefix(_DAY_PREFIX)))
+                except ValueError:
+                    continue
+        return sorted(days)
+
+    def _schema_frame(self, asset: str) -> pl.DataFrame:
+        path = self.asset_dir(asset) / SCHEMA_FILENAME
+        if path.is_file():
+            return pl.read_parquet(path, hive_partitioning=False)
+        return pl.DataFrame()
+
+    def read(self, asset: str, partitions: Sequence[date] | None = None) -> pl.DataFrame:
+        """Rows of the given days (all written days when ``None``), in day order.
+
+        Days without a file contribute nothing.  If the asset is unpartitioned, ``data.parquet`` is read
+        (``partitions`` must then be ``None``).
+        """
+        unpartitioned = self.unpartitioned_path(asset)
+        if partitions is None and unpartitioned.is_file():
+            return pl.read_parquet(unpartitioned, hive_partitioning=False)
+        days = self.written_partitions(asset) if partitions is None else sorted(set(partitions))
+        paths = [p for p in (self.partition_path(asset, d) for d in days) if p.is_file()]
+        if not paths:
+            return self._schema_frame(asset)
+        frames = [pl.read_parquet(p, hive_partitioning=False) for p in paths]
+        if len(frames) == 1:
+            return frames[0]
+        return pl.concat(frames, how="diagonal_relaxed")
