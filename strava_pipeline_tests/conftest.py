@@ -3,6 +3,8 @@ pipeline harness wired to a real simulator over HTTP."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,11 +20,30 @@ from strava_pipeline.storage.databases import create_database, drop_database
 from strava_pipeline.storage.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 
 
+def _make_data_dir() -> Path:
+    # Not under pytest's tmp_path: as root the server runs as user ``embedded_postgres``, which needs to
+    # traverse every parent directory, and pytest re-chmods /tmp/pytest-of-root to 0700 whenever another
+    # pytest session starts, cutting a running server off from its own data directory.
+    return Path(tempfile.mkdtemp(prefix="strava-pg-test-"))
+
+
+@pytest.fixture
+def pg_data_dir() -> Iterator[Path]:
+    """An empty data dir for a test that starts its own server (removed afterwards)."""
+    path = _make_data_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    """A server of our own in a temporary data dir, stopped at the end of the session."""
-    with start_embedded_postgres(tmp_path_factory.mktemp("pgserver")) as server:
-        yield server
+def pg_server() -> Iterator[EmbeddedPostgres]:
+    """A server of our own in a temporary data dir, stopped and removed at the end of the session."""
+    path = _make_data_dir()
+    try:
+        with start_embedded_postgres(path) as server:
+            yield server
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
