@@ -11,8 +11,13 @@ import os
 import dagster as dg
 
 from strava_pipeline.assets import build_assets
+from strava_pipeline.assets.partitions import daily_partitions
+from strava_pipeline.checks import build_checks
 from strava_pipeline.io_managers.warehouse import WarehouseIOManager
+from strava_pipeline.jobs import build_sync_job
 from strava_pipeline.resources import LandedDataResource, StravaResource
+from strava_pipeline.schedules import build_daily_schedule
+from strava_pipeline.sensors import build_new_activity_sensor
 from strava_pipeline.settings import Settings
 
 
@@ -43,7 +48,16 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole code location for one configuration."""
-    return dg.Definitions(assets=build_assets(settings), resources=build_resources(settings))
+    partitions = daily_partitions(settings.history_start, settings.timezone)
+    job = build_sync_job(partitions)
+    return dg.Definitions(
+        assets=build_assets(settings),
+        asset_checks=build_checks(settings),
+        jobs=[job],
+        schedules=[build_daily_schedule(job, timezone=settings.timezone, lookback_days=settings.sync_lookback_days)],
+        sensors=[build_new_activity_sensor(job, partitions, interval_seconds=settings.sensor_interval_seconds)],
+        resources=build_resources(settings),
+    )
 
 
 defs = build_definitions(Settings.from_env())

@@ -41,6 +41,8 @@ class Settings:
     database_url: str | None
     timezone: str
     rate_window_seconds: int
+    sync_lookback_days: int
+    sensor_interval_seconds: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,6 +63,8 @@ class Settings:
             database_url=os.environ.get("STRAVA_PIPELINE_DATABASE_URL") or None,
             timezone=os.environ.get("STRAVA_PIPELINE_TIMEZONE") or "UTC",
             rate_window_seconds=int(os.environ.get("STRAVA_RATE_WINDOW_SECONDS") or 900),
+            sync_lookback_days=int(os.environ.get("STRAVA_SYNC_LOOKBACK_DAYS") or 3),
+            sensor_interval_seconds=int(os.environ.get("STRAVA_SENSOR_INTERVAL_SECONDS") or 1800),
         )
 
     @property
