@@ -6,8 +6,15 @@ import dagster as dg
 import polars as pl
 
 from strava_pipeline.assets.partitions import BACKFILL_POLICY, PARTITION_COLUMN, partition_days
+from strava_pipeline.io_managers.metadata import schema_of
 from strava_pipeline.resources import StravaResource
-from strava_pipeline.transforms.activities import activities_frame, listing_window, raw_activities_frame
+from strava_pipeline.transforms.activities import (
+    ACTIVITY_RAW_SCHEMA,
+    ACTIVITY_SCHEMA,
+    activities_frame,
+    listing_window,
+    raw_activities_frame,
+)
 from strava_pipeline.transforms.errors import PayloadError
 
 KINDS = {"python", "parquet", "postgres"}
@@ -24,7 +31,7 @@ def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
         pool="strava_api",
         partitions_def=partitions_def,
         backfill_policy=BACKFILL_POLICY,
-        metadata={"partition_column": PARTITION_COLUMN},
+        metadata={"partition_column": PARTITION_COLUMN, "dagster/column_schema": schema_of(ACTIVITY_RAW_SCHEMA)},
         description=(
             "Every SummaryActivity from `/athlete/activities`, verbatim, one row per activity, partitioned "
             "by the activity's local calendar date. A run lists the whole partition range once "
@@ -57,7 +64,7 @@ def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
         io_manager_key="warehouse",
         partitions_def=partitions_def,
         backfill_policy=BACKFILL_POLICY,
-        metadata={"partition_column": PARTITION_COLUMN},
+        metadata={"partition_column": PARTITION_COLUMN, "dagster/column_schema": schema_of(ACTIVITY_SCHEMA)},
         description=(
             "Typed activity summaries (units in column names, sport_type as free text), built only from "
             "`activities_raw`: rebuilding it never calls Strava."

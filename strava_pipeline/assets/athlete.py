@@ -3,9 +3,17 @@
 import dagster as dg
 import polars as pl
 
+from strava_pipeline.io_managers.metadata import schema_of
 from strava_pipeline.resources import StravaResource
 from strava_pipeline.strava import ApiResponse, StravaScopeError
-from strava_pipeline.transforms.athlete import ATHLETE_RAW_SCHEMA, athlete_frame, gear_frame, gear_ids
+from strava_pipeline.transforms.athlete import (
+    ATHLETE_RAW_SCHEMA,
+    ATHLETE_SCHEMA,
+    GEAR_SCHEMA,
+    athlete_frame,
+    gear_frame,
+    gear_ids,
+)
 
 KINDS = {"python", "parquet", "postgres"}
 
@@ -24,6 +32,7 @@ def _raw_row(resource: str, resource_id: str, response: ApiResponse) -> dict[str
     kinds=KINDS,
     io_manager_key="warehouse",
     pool="strava_api",
+    metadata={"dagster/column_schema": schema_of(ATHLETE_RAW_SCHEMA)},
     description=(
         "Verbatim Strava responses for the authenticated athlete: `/athlete`, `/athlete/zones` and "
         "`/gear/{id}` for every bike and pair of shoes. One row per document, payload as JSON."
@@ -50,6 +59,7 @@ def athlete_raw(context: dg.AssetExecutionContext, strava: StravaResource) -> dg
     group_name="typed",
     kinds=KINDS,
     io_manager_key="warehouse",
+    metadata={"dagster/column_schema": schema_of(ATHLETE_SCHEMA)},
     description="The athlete profile as one typed row with heart-rate zone bounds, built from `athlete_raw`.",
 )
 def athlete(athlete_raw: pl.DataFrame) -> pl.DataFrame:
@@ -61,6 +71,7 @@ def athlete(athlete_raw: pl.DataFrame) -> pl.DataFrame:
     group_name="typed",
     kinds=KINDS,
     io_manager_key="warehouse",
+    metadata={"dagster/column_schema": schema_of(GEAR_SCHEMA)},
     description="Bikes and shoes with their lifetime distance. Built from `athlete_raw`.",
 )
 def gear(athlete_raw: pl.DataFrame) -> pl.DataFrame:

@@ -15,10 +15,11 @@ import dagster as dg
 import polars as pl
 
 from strava_pipeline.assets.partitions import PARTITION_COLUMN, STREAMS_BACKFILL_POLICY, partition_days
+from strava_pipeline.io_managers.metadata import schema_of
 from strava_pipeline.resources import LandedDataResource, StravaResource
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.strava import StravaClient
-from strava_pipeline.transforms.streams import STREAMS_RAW_SCHEMA, streams_frame, summary_fingerprint
+from strava_pipeline.transforms.streams import STREAM_SCHEMA, STREAMS_RAW_SCHEMA, streams_frame, summary_fingerprint
 
 KINDS = {"python", "parquet", "postgres"}
 
@@ -51,7 +52,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         pool="strava_api",
         partitions_def=partitions_def,
         backfill_policy=STREAMS_BACKFILL_POLICY,
-        metadata={"partition_column": PARTITION_COLUMN},
+        metadata={"partition_column": PARTITION_COLUMN, "dagster/column_schema": schema_of(STREAMS_RAW_SCHEMA)},
         description=(
             "Verbatim `/activities/{id}/streams` responses (all documented keys, key_by_type=true), one row "
             "per non-manual activity; a 404 is recorded as status `not_found`. Streams already landed for an "
@@ -120,7 +121,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         io_manager_key="warehouse",
         partitions_def=partitions_def,
         backfill_policy=STREAMS_BACKFILL_POLICY,
-        metadata={"partition_column": PARTITION_COLUMN},
+        metadata={"partition_column": PARTITION_COLUMN, "dagster/column_schema": schema_of(STREAM_SCHEMA)},
         description=(
             "One row per sample: time offset, position, altitude, distance, velocity, heart rate, cadence, "
             "power, temperature, moving, grade. Built from `streams_raw`; unknown stream types stay raw."

@@ -88,12 +88,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             location = str(self.parquet.write_unpartitioned(asset, obj))
             written = 1
         context.add_output_metadata(
-            frame_metadata(
-                obj,
-                postgres_table=table,
-                parquet_path=dg.MetadataValue.path(location),
-                partitions_written=written,
-            )
+            frame_metadata(obj, partitions=written, postgres_table=table, parquet_path=dg.MetadataValue.path(location))
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:

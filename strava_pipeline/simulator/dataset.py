@@ -470,6 +470,27 @@ def make_athlete(rng: random.Random) -> Athlete:
     )
 
 
+@dataclass
+class RecordedActivity:
+    """A real recorded SummaryActivity served verbatim (replay of public recordings).
+
+    It has no design to generate streams or details from, so those endpoints answer 404 for it.
+    """
+
+    id: int
+    athlete_id: int
+    recorded: dict[str, Any]
+    manual: bool = True
+    has_streams: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.recorded, **self.overrides}
+
+    def invalidate(self) -> None:
+        """Nothing is derived from a recording."""
+
+
 class Dataset:
     """The athlete and its activities, mutable at run time under one lock."""
 
@@ -539,6 +560,14 @@ class Dataset:
     def ids(self) -> set[int]:
         with self.lock:
             return set(self._activities)
+
+    def replay(self, summaries: list[dict[str, Any]]) -> None:
+        """Serve exactly these recorded summaries instead of the synthetic activities."""
+        with self.lock:
+            self._activities = {
+                int(s["id"]): RecordedActivity(int(s["id"]), self.athlete.id, copy.deepcopy(s)) for s in summaries
+            }
+            self.version += 1
 
     def gear(self, gear_id: str) -> Gear | None:
         return next((g for g in self.athlete.gear if g.id == gear_id), None)

@@ -96,6 +96,10 @@ class StravaSimulator:
         keyword overrides the served summary field. Returns the new id."""
         return self.app.dataset.add(start_date_local, sport_type, **overrides)
 
+    def replay_activities(self, summaries: list[dict[str, Any]]) -> None:
+        """Replace the synthetic activities with recorded ones, listed verbatim (paging, before/after)."""
+        self.app.dataset.replay(summaries)
+
     def update_activity(self, activity_id: int, **fields: Any) -> dict[str, Any]:
         self.app.streams.forget(activity_id)
         return self.app.dataset.update(activity_id, **fields)
