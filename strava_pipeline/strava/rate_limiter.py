@@ -1,0 +1,421 @@
+"""Client-side throttling from Strava's rate-limit headers.
+
+Strava limits each application per *bucket* (``overall``: every request; ``read``: every non-upload request)
+and per *window* (15 minutes aligned to :00/:15/:30/:45 UTC, and the UTC day).  Each response carries
+``X-RateLimit-Limit``/``X-RateLimit-Usage`` (overall) and ``X-ReadRateLimit-Limit``/``X-ReadRateLimit-Usage``
+(read) as ``"<15min>,<daily>"``.  No ``Retry-After`` is sent with a 429, some responses carry no such
+headers at all, and one real response carried ``","``.  So:
+
+* limits and usage are learned from headers (never hard-coded) and the last known values are kept when a
+  response has none or garbage;
+* every :meth:`RateLimiter.acquire` counts the request locally, so the predicted usage of a window is
+  ``max(usage last reported in this window, requests counted in this window)`` — concretely a reported usage
+  raises the local counter, and each acquire increments it;
+* with ``state_path`` that counter lives in a small JSON file under a file lock, so concurrent runs of the
+  pipeline share one budget (each acquire increments the shared count);
+* before a request that would take any window above ``limit - safety_margin`` we sleep until that window
+  resets (or raise :class:`StravaRateLimitError` if the wait exceeds ``max_wait_seconds``);
+* a 429 marks the window exhausted so the next :meth:`acquire` waits for its reset.
+
+Window length is configurable (``window_seconds``; the day is ``96 * window_seconds``) so tests can compress
+time consistently with the simulator; windows are aligned to multiples of their length since the epoch,
+which for 900 s is exactly Strava's quarter hours and UTC midnight.
+
+State file format (JSON)::
+
+    {"format": "strava_pipeline.ratelimit/1", "window_seconds": 900,
+     "limits": {"overall": [200, 2000], "read": [100, 1000]},          # null where never seen
+     "windows": {"overall": {"15min": {"index": 1900000, "count": 12, "reported": 10, "exhausted": false},
+                             "daily": {...}},
+                 "read": {...}},
+     "updated_at": 1700000000.0}
+
+``index`` is ``floor(epoch / window_length)``; a stored window whose index is not the current one is reset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from .errors import StravaRateLimitError
+from .tokens import atomic_write_bytes
+
+__all__ = [
+    "BUCKETS",
+    "WINDOWS",
+    "RateLimitSnapshot",
+    "RateLimiter",
+    "WindowUsage",
+    "parse_rate_headers",
+    "parse_rate_pair",
+]
+
+STATE_FORMAT = "strava_pipeline.ratelimit/1"
+BUCKETS: tuple[str, ...] = ("overall", "read")
+WINDOWS: tuple[str, ...] = ("15min", "daily")
+WINDOWS_PER_DAY = 96
+_HEADER_NAMES: dict[str, tuple[str, str]] = {
+    "overall": ("x-ratelimit-limit", "x-ratelimit-usage"),
+    "read": ("x-readratelimit-limit", "x-readratelimit-usage"),
+}
+
+Pair = tuple[int | None, int | None]
+
+
+def parse_rate_pair(value: str | None) -> Pair:
+    """Parse ``"15min,daily"`` into two ints; any part that is missing or not a non-negative int is None.
+
+    ``"200,2000"`` → ``(200, 2000)``; ``","`` → ``(None, None)``; ``None`` → ``(None, None)``; ``"70"`` →
+    ``(70, None)``; ``"abc,5"`` → ``(None, 5)``.
+    """
+    if value is None:
+        return (None, None)
+    parts = [p.strip() for p in str(value).split(",")]
+    out: list[int | None] = []
+    for i in range(2):
+        token = parts[i] if i < len(parts) else ""
+        out.append(int(token) if token.isascii() and token.isdigit() else None)
+    return (out[0], out[1])
+
+
+def parse_rate_headers(headers: Mapping[str, str]) -> dict[str, dict[str, Pair]]:
+    """Extract ``{"overall"|"read": {"limit": pair, "usage": pair}}`` from response headers,
+    case-insensitively."""
+    lower = {str(k).lower(): v for k, v in headers.items()}
+    result: dict[str, dict[str, Pair]] = {}
+    for bucket, (limit_name, usage_name) in _HEADER_NAMES.items():
+        result[bucket] = {
+            "limit": parse_rate_pair(lower.get(limit_name)),
+            "usage": parse_rate_pair(lower.get(usage_name)),
+        }
+    return result
+
+
+@dataclass(frozen=True)
+class WindowUsage:
+    """Usage of one bucket in one window as the limiter predicts it."""
+
+    bucket: str
+    window: str
+    limit: int | None
+    usage: int
+    reported_usage: int | None
+    exhausted: bool
+    resets_at: datetime
+
+    @property
+    def remaining(self) -> int | None:
+        """Requests left before the hard limit (ignores the safety margin), None if the limit is unknown."""
+        return None if self.limit is None else max(0, self.limit - self.usage)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "window": self.window,
+            "limit": self.limit,
+            "usage": self.usage,
+            "reported_usage": self.reported_usage,
+            "exhausted": self.exhausted,
+            "resets_at": self.resets_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class RateLimitSnapshot:
+    """Limits and predicted usage for each bucket (overall, read) × window (15min, daily)."""
+
+    taken_at: datetime
+    window_seconds: float
+    windows: tuple[WindowUsage, ...]
+
+    def get(self, bucket: str, window: str) -> WindowUsage:
+        for w in self.windows:
+            if w.bucket == bucket and w.window == window:
+                return w
+        raise KeyError((bucket, window))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (what :meth:`TokenStore.update_usage` stores)."""
+        return {
+            "taken_at": self.taken_at.isoformat(),
+            "window_seconds": self.window_seconds,
+            "windows": [w.to_dict() for w in self.windows],
+        }
+
+    def __str__(self) -> str:
+        parts = [
+            f"{w.bucket} {w.window} {w.usage}/{w.limit if w.limit is not None else '?'}"
+            + (" (exhausted)" if w.exhausted else "")
+            for w in self.windows
+        ]
+        return ", ".join(parts)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class RateLimiter:
+    """Throttle requests to stay inside Strava's limits; see the module docstring for the model.
+
+    ``clock``/``sleep`` are injectable so tests never really sleep.  ``max_wait_seconds``: if a required
+    wait is longer, raise :class:`StravaRateLimitError` naming the reset time instead (a cron run should
+    fail fast rather than sleep until midnight); None means always wait.  ``reset_slack_seconds`` is added
+    to every wait so that a small clock difference with Strava does not make us resume a moment too early
+    (default: 2 s, or 2 % of a compressed window).
+    """
+
+    def __init__(
+        self,
+        *,
+        state_path: Path | str | None = None,
+        safety_margin: int = 2,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        logger: logging.Logger | None = None,
+        max_wait_seconds: float | None = None,
+        window_seconds: float = 900,
+        reset_slack_seconds: float | None = None,
+    ) -> None:
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
+        self.safety_margin = max(0, int(safety_margin))
+        self.window_seconds = float(window_seconds)
+        self.max_wait_seconds = max_wait_seconds
+        self.reset_slack_seconds = (
+            min(2.0, self.window_seconds * 0.02) if reset_slack_seconds is None else max(0.0, reset_slack_seconds)
+        )
+        self._clock = clock
+        self._sleep = sleep
+        self._log = logger or logging.getLogger("strava_pipeline.strava")
+        self._lock = threading.RLock()
+        self._tls = threading.local()
+        self.state_path = Path(state_path) if state_path is not None else None
+        self._file_lock: FileLock | None = None
+        if self.state_path is not None:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            self._file_lock = FileLock(str(self.state_path) + ".lock", thread_local=False)
+        self._memory_state: dict[str, Any] = self._empty_state()
+        self.wait_count = 0  # number of waits (for tests and diagnostics)
+        self.waited_seconds = 0.0
+
+    # -- window math -----------------------------------------------------------------------------------------
+
+    def window_length(self, window: str) -> float:
+        """Length of ``"15min"`` or ``"daily"`` in seconds (daily = 96 windows)."""
+        return self.window_seconds if window == "15min" else self.window_seconds * WINDOWS_PER_DAY
+
+    def window_index(self, window: str, now: float) -> int:
+        """Which window ``now`` falls in, counted from the epoch."""
+        return math.floor(now / self.window_length(window))
+
+    def window_reset(self, window: str, now: float) -> float:
+        """Epoch seconds at which the window containing ``now`` ends."""
+        return (self.window_index(window, now) + 1) * self.window_length(window)
+
+    # -- state -----------------------------------------------------------------------------------------------
+
+    def _empty_state(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "window_seconds": self.window_seconds,
+            "limits": {b: [None, None] for b in BUCKETS},
+            "windows": {
+                b: {w: {"index": None, "count": 0, "reported": None, "exhausted": False} for w in WINDOWS}
+                for b in BUCKETS
+            },
+        }
+
+    def _load_file_state(self) -> dict[str, Any]:
+        assert self.state_path is not None
+        try:
+            state = json.loads(self.state_path.read_bytes())
+        except FileNotFoundError:
+            return self._empty_state()
+        except ValueError:
+            self._log.warning("ignoring unreadable rate-limit state file %s", self.state_path)
+            return self._empty_state()
+        if (
+            not isinstance(state, dict)
+            or state.get("format") != STATE_FORMAT
+            or float(state.get("window_seconds") or 0) != self.window_seconds
+        ):
+            return self._empty_state()
+        return state
+
+    @contextlib.contextmanager
+    def _state(self) -> Iterator[dict[str, Any]]:
+        """Yield the current state (rolled to the current windows) under thread + file lock; save it on
+        exit."""
+        with self._lock:
+            if self._file_lock is None:
+                self._roll(self._memory_state, self._clock())
+                yield self._memory_state
+                return
+            with self._file_lock:
+                state = self._load_file_state()
+                self._roll(state, self._clock())
+                yield state
+                state["updated_at"] = self._clock()
+                assert self.state_path is not None
+                atomic_write_bytes(
+                    self.state_path,
+                    json.dumps(state, sort_keys=True).encode("utf-8"),
+                    mode=0o600,
+                    durable=False,
+                )
+                self._memory_state = state
+
+    def _roll(self, state: dict[str, Any], now: float) -> None:
+        for bucket in BUCKETS:
+            for window in WINDOWS:
+                entry = state["windows"][bucket][window]
+                idx = self.window_index(window, now)
+                if entry.get("index") != idx:
+                    entry.update(index=idx, count=0, reported=None, exhausted=False)
+
+    # -- public API ------------------------------------------------------------------------------------------
+
+    def acquire(self, buckets: Sequence[str] = BUCKETS) -> None:
+        """Count one request against ``buckets``, first waiting for a reset if it would go over the budget.
+
+        A read (every request this client makes) counts against both ``overall`` and ``read``.
+        """
+        while True:
+            with self._state() as state:
+                now = self._clock()
+                blockers = self._blockers(state, buckets, now)
+                if not blockers:
+                    for bucket in buckets:
+                        for window in WINDOWS:
+                            state["windows"][bucket][window]["count"] += 1
+                    self._tls.acquired = (self.window_index("15min", now), self.window_index("daily", now))
+                    return
+            # Wait for the blocker that resets last (a daily block implies waiting past the 15-min reset too).
+            bucket, window, usage, limit, reset_at = max(blockers, key=lambda b: b[4])
+            resume_at = reset_at + self.reset_slack_seconds
+            wait = max(0.0, resume_at - now)
+            limit_text = "?" if limit is None else str(limit)
+            if self.max_wait_seconds is not None and wait > self.max_wait_seconds:
+                raise StravaRateLimitError(
+                    f"Strava {bucket} rate limit for the {window} window is used up ({usage}/{limit_text}); "
+                    f"the budget resets at {_utc(reset_at):%Y-%m-%d %H:%M:%S} UTC, in {wait:.0f}s, "
+                    f"which is longer than the allowed wait of {self.max_wait_seconds:.0f}s",
+                    resets_at=_utc(reset_at),
+                )
+            self._log.warning(
+                "Strava rate limit: %s %s window at %s/%s (margin %d); waiting %.1fs, resuming at %s UTC",
+                bucket,
+                window,
+                usage,
+                limit_text,
+                self.safety_margin,
+                wait,
+                f"{_utc(resume_at):%Y-%m-%d %H:%M:%S}",
+            )
+            self.wait_count += 1
+            self.waited_seconds += wait
+            self._sleep(wait)
+
+    def _blockers(
+        self, state: Mapping[str, Any], buckets: Sequence[str], now: float
+    ) -> list[tuple[str, str, int, int | None, float]]:
+        blockers = []
+        for bucket in buckets:
+            limits = state["limits"][bucket]
+            for wi, window in enumerate(WINDOWS):
+                entry = state["windows"][bucket][window]
+                limit = limits[wi]
+                usage = max(int(entry["count"]), int(entry["reported"] or 0))
+                over = False
+                if entry["exhausted"]:
+                    over = True
+                elif limit is not None:
+                    # Never let usage exceed limit - margin, but always allow at least one request per window.
+                    cap = max(1, limit - self.safety_margin)
+                    over = usage + 1 > cap
+                if over:
+                    blockers.append((bucket, window, usage, limit, self.window_reset(window, now)))
+        return blockers
+
+    def observe(self, headers: Mapping[str, str], status: int) -> None:
+        """Learn limits/usage from a response; a 429 marks the window exhausted so acquire() waits for its
+        reset.
+
+        A usage value is only applied if the request was acquired in the window that is still current: a reply
+        arriving just after a reset reports the previous window's usage and must not block the new one.
+        """
+        parsed = parse_rate_headers(headers)
+        acquired = getattr(self._tls, "acquired", None)
+        self._tls.acquired = None
+        with self._state() as state:
+            now = self._clock()
+            current = (self.window_index("15min", now), self.window_index("daily", now))
+            same = [True, True] if acquired is None else [acquired[0] == current[0], acquired[1] == current[1]]
+            for bucket in BUCKETS:
+                limit_pair = parsed[bucket]["limit"]
+                usage_pair = parsed[bucket]["usage"]
+                for wi, window in enumerate(WINDOWS):
+                    if limit_pair[wi] is not None:
+                        state["limits"][bucket][wi] = limit_pair[wi]
+                    usage = usage_pair[wi]
+                    if usage is not None and same[wi]:
+                        entry = state["windows"][bucket][window]
+                        entry["reported"] = max(int(entry["reported"] or 0), usage)
+                        entry["count"] = max(int(entry["count"]), usage)
+            if status == 429:
+                self._mark_exhausted(state, parsed, same)
+
+    def _mark_exhausted(self, state: dict[str, Any], parsed: Mapping[str, Any], same: list[bool]) -> None:
+        marked = False
+        for bucket in BUCKETS:
+            for wi, window in enumerate(WINDOWS):
+                limit = state["limits"][bucket][wi]
+                usage = parsed[bucket]["usage"][wi]
+                if same[wi] and limit is not None and usage is not None and usage >= limit:
+                    state["windows"][bucket][window]["exhausted"] = True
+                    marked = True
+        if not marked and same[0]:
+            # No usable headers: assume the short window (the common case); if the day is really used up the
+            # retry after the reset gets another 429 and the caller's bounded retries end it.
+            for bucket in BUCKETS:
+                state["windows"][bucket]["15min"]["exhausted"] = True
+        self._log.warning("Strava answered 429 Too Many Requests; %s", self._describe(state))
+
+    def _describe(self, state: Mapping[str, Any]) -> str:
+        return str(self._snapshot_from(state, self._clock()))
+
+    def _snapshot_from(self, state: Mapping[str, Any], now: float) -> RateLimitSnapshot:
+        items = []
+        for bucket in BUCKETS:
+            for wi, window in enumerate(WINDOWS):
+                entry = state["windows"][bucket][window]
+                items.append(
+                    WindowUsage(
+                        bucket=bucket,
+                        window=window,
+                        limit=state["limits"][bucket][wi],
+                        usage=max(int(entry["count"]), int(entry["reported"] or 0)),
+                        reported_usage=entry["reported"],
+                        exhausted=bool(entry["exhausted"]),
+                        resets_at=_utc(self.window_reset(window, now)),
+                    )
+                )
+        return RateLimitSnapshot(taken_at=_utc(now), window_seconds=self.window_seconds, windows=tuple(items))
+
+    def snapshot(self) -> RateLimitSnapshot:
+        """Current limits and predicted usage per bucket × window (shared state included)."""
+        with self._state() as state:
+            return self._snapshot_from(state, self._clock())

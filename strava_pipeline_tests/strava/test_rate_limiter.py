@@ -1,0 +1,329 @@
+"""Rate limiter: header parsing (incl. real recorded header sets), window math, waiting before exhaustion,
+429 handling, shared state across processes.  Clock and sleep are injected: nothing really sleeps."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from strava_pipeline.strava import RateLimiter, StravaRateLimitError, parse_rate_headers, parse_rate_pair
+from strava_pipeline_tests.recordings import RECORDINGS
+
+from .conftest import FakeClock
+
+READ_HEADERS = {
+    "X-Ratelimit-Limit": "200,2000",
+    "X-Ratelimit-Usage": "10,100",
+    "X-Readratelimit-Limit": "100,1000",
+}
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def headers(read_usage: str, read_limit: str = "100,1000", overall: str = "200,2000") -> dict[str, str]:
+    return {
+        "X-Ratelimit-Limit": overall,
+        "X-Ratelimit-Usage": read_usage,
+        "X-Readratelimit-Limit": read_limit,
+        "X-Readratelimit-Usage": read_usage,
+    }
+
+
+def recorded_response_headers(relative: str) -> list[dict[str, str]]:
+    path = RECORDINGS / relative
+    if not path.exists():
+        pytest.skip(f"recording {relative} not available")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    out = []
+    for item in doc["http_interactions"]:
+        raw = item["response"]["headers"]
+        out.append({k: (v[0] if isinstance(v, list) else v) for k, v in raw.items()})
+    return out
+
+
+# -- parsing -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("200,2000", (200, 2000)),
+        (" 66 , 209 ", (66, 209)),
+        (",", (None, None)),
+        ("", (None, None)),
+        (None, (None, None)),
+        ("70", (70, None)),
+        ("abc,5", (None, 5)),
+        ("-1,5", (None, 5)),
+        ("1,2,3", (1, 2)),
+        ("²,3", (None, 3)),
+    ],
+)
+def test_parse_rate_pair(value: str | None, expected: tuple[int | None, int | None]) -> None:
+    assert parse_rate_pair(value) == expected
+
+
+@given(st.text())
+def test_parse_rate_pair_never_raises(value: str) -> None:
+    first, second = parse_rate_pair(value)
+    assert first is None or (isinstance(first, int) and first >= 0)
+    assert second is None or (isinstance(second, int) and second >= 0)
+
+
+def test_headers_matched_case_insensitively() -> None:
+    parsed = parse_rate_headers(
+        {"x-ratelimit-limit": "200,2000", "X-RATELIMIT-USAGE": "3,4", "X-ReadRateLimit-Limit": "100,1000"}
+    )
+    assert parsed["overall"] == {"limit": (200, 2000), "usage": (3, 4)}
+    assert parsed["read"] == {"limit": (100, 1000), "usage": (None, None)}
+
+
+def test_real_recorded_header_sets() -> None:
+    # A real Oct 2025 POST: overall headers fine, X-Readratelimit-Usage is the garbled ",".
+    (created,) = recorded_response_headers("strava-ruby-client/client/create_activity.yml")
+    parsed = parse_rate_headers(created)
+    assert parsed["overall"] == {"limit": (200, 2000), "usage": (66, 209)}
+    assert parsed["read"] == {"limit": (100, 1000), "usage": (None, None)}
+    # A real GET /athlete.
+    athlete = recorded_response_headers("strava-ruby-client/client/athlete.yml")[0]
+    assert parse_rate_headers(athlete)["read"] == {"limit": (100, 1000), "usage": (67, 210)}
+    # A real streams response with no rate-limit headers at all.
+    streams = recorded_response_headers("strava-ruby-client/client/activity_streams.yml")[0]
+    assert all(v == {"limit": (None, None), "usage": (None, None)} for v in parse_rate_headers(streams).values())
+
+
+def test_garbled_and_missing_headers_keep_last_known_values(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep)
+    limiter.acquire()
+    limiter.observe(headers("50,500"), 200)
+    for h in ({}, {"X-Readratelimit-Usage": ",", "X-Readratelimit-Limit": ","}, {"x-ratelimit-usage": "x,y"}):
+        limiter.acquire()
+        limiter.observe(h, 200)
+    snap = limiter.snapshot()
+    read15 = snap.get("read", "15min")
+    assert read15.limit == 100 and snap.get("read", "daily").limit == 1000
+    assert read15.reported_usage == 50
+    assert read15.usage == 53  # 50 reported (incl. the first request) + 3 counted locally since
+    assert snap.get("overall", "daily").usage == 503
+
+
+# -- window math ---------------------------------------------------------------------------------------------
+
+
+def test_quarter_hour_windows_align_to_utc() -> None:
+    limiter = RateLimiter()
+    t = epoch("2026-03-01T12:14:59.999")
+    assert limiter.window_index("15min", t) + 1 == limiter.window_index("15min", epoch("2026-03-01T12:15:00"))
+    assert limiter.window_reset("15min", t) == epoch("2026-03-01T12:15:00")
+    assert limiter.window_reset("15min", epoch("2026-03-01T12:15:00")) == epoch("2026-03-01T12:30:00")
+    assert limiter.window_reset("15min", epoch("2026-03-01T12:59:00")) == epoch("2026-03-01T13:00:00")
+
+
+def test_daily_window_resets_at_utc_midnight() -> None:
+    limiter = RateLimiter()
+    assert limiter.window_reset("daily", epoch("2026-03-01T23:59:59")) == epoch("2026-03-02T00:00:00")
+    assert limiter.window_reset("daily", epoch("2026-03-02T00:00:00")) == epoch("2026-03-03T00:00:00")
+    assert limiter.window_index("daily", epoch("2026-03-01T00:00:00")) == limiter.window_index(
+        "daily", epoch("2026-03-01T23:59:59.9")
+    )
+
+
+def test_window_seconds_compression() -> None:
+    limiter = RateLimiter(window_seconds=2)
+    assert limiter.window_length("15min") == 2
+    assert limiter.window_length("daily") == 192
+    assert limiter.window_reset("15min", 1001.5) == 1002
+    assert limiter.window_reset("daily", 1001.5) == 1152  # 6 * 192
+    with pytest.raises(ValueError):
+        RateLimiter(window_seconds=0)
+
+
+def test_counts_reset_when_the_window_rolls(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep)
+    limiter.acquire()
+    limiter.observe(headers("40,400"), 200)
+    fake_clock.advance(900)
+    snap = limiter.snapshot()
+    assert snap.get("read", "15min").usage == 0
+    assert snap.get("read", "daily").usage == 400
+
+
+# -- waiting -------------------------------------------------------------------------------------------------
+
+
+def test_waits_before_exhaustion_and_logs_one_line(fake_clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    fake_clock.now = epoch("2026-03-01T12:10:00")
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep, safety_margin=2)
+    limiter.acquire()
+    limiter.observe(headers("97,500"), 200)
+    limiter.acquire()  # 97 -> 98 = limit - margin: still allowed
+    assert fake_clock.sleeps == []
+    with caplog.at_level(logging.WARNING, logger="strava_pipeline.strava"):
+        limiter.acquire()  # 98 -> 99 would pass the margin: wait for 12:15
+    assert len(fake_clock.sleeps) == 1
+    assert fake_clock.sleeps[0] == pytest.approx(300 + limiter.reset_slack_seconds)
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    message = record.getMessage()
+    assert "read 15min" in message and "98/100" in message and "12:15:02" in message and "waiting" in message
+    # The request after the wait is counted in the new window.
+    assert limiter.snapshot().get("read", "15min").usage == 1
+
+
+def test_zero_margin_allows_exactly_the_limit(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep, safety_margin=0)
+    limiter.acquire()
+    limiter.observe(headers("1,1", read_limit="5,1000"), 200)
+    for _ in range(4):
+        limiter.acquire()
+    assert fake_clock.sleeps == []
+    limiter.acquire()
+    assert len(fake_clock.sleeps) == 1
+
+
+def test_tiny_limit_still_allows_one_request_per_window(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep, safety_margin=5)
+    limiter.acquire()
+    limiter.observe(headers("1,1", read_limit="2,1000"), 200)
+    limiter.acquire()  # a new window after one wait
+    assert len(fake_clock.sleeps) == 1
+
+
+def test_daily_exhaustion_waits_until_midnight(fake_clock: FakeClock) -> None:
+    fake_clock.now = epoch("2026-03-01T20:00:00")
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep)
+    limiter.acquire()
+    limiter.observe(headers("5,998"), 200)
+    limiter.acquire()
+    assert fake_clock.now >= epoch("2026-03-02T00:00:00")
+    assert fake_clock.sleeps[0] == pytest.approx(4 * 3600 + limiter.reset_slack_seconds)
+
+
+def test_max_wait_seconds_fails_fast_naming_the_reset(fake_clock: FakeClock) -> None:
+    fake_clock.now = epoch("2026-03-01T20:00:00")
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep, max_wait_seconds=900)
+    limiter.acquire()
+    limiter.observe(headers("5,999"), 200)
+    with pytest.raises(StravaRateLimitError) as info:
+        limiter.acquire()
+    assert info.value.resets_at == datetime(2026, 3, 2, tzinfo=UTC)
+    assert "2026-03-02 00:00:00 UTC" in str(info.value) and "daily" in str(info.value)
+    assert fake_clock.sleeps == []
+
+
+def test_missing_headers_are_counted_locally(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep, safety_margin=0)
+    limiter.acquire()
+    limiter.observe(headers("1,1", read_limit="10,1000"), 200)
+    for _ in range(9):
+        limiter.acquire()
+        limiter.observe({}, 200)  # e.g. streams responses carry no rate-limit headers
+    assert fake_clock.sleeps == []
+    limiter.acquire()
+    assert len(fake_clock.sleeps) == 1
+
+
+def test_429_without_headers_waits_for_the_quarter_hour(fake_clock: FakeClock) -> None:
+    fake_clock.now = epoch("2026-03-01T12:01:00")
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep)
+    limiter.acquire()
+    limiter.observe({"Content-Type": "application/json"}, 429)
+    limiter.acquire()
+    assert fake_clock.now == pytest.approx(epoch("2026-03-01T12:15:00") + limiter.reset_slack_seconds)
+
+
+def test_429_with_daily_usage_over_limit_waits_for_the_day(fake_clock: FakeClock) -> None:
+    fake_clock.now = epoch("2026-03-01T12:01:00")
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep)
+    limiter.acquire()
+    limiter.observe(headers("30,1001"), 429)
+    limiter.acquire()
+    assert fake_clock.now >= epoch("2026-03-02T00:00:00")
+
+
+def test_usage_reported_for_the_previous_window_is_not_carried_over(fake_clock: FakeClock) -> None:
+    fake_clock.now = epoch("2026-03-01T12:14:59.5")
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep)
+    limiter.acquire()
+    fake_clock.now = epoch("2026-03-01T12:15:00.2")  # the reply arrives after the reset
+    limiter.observe(headers("99,500"), 200)
+    assert limiter.snapshot().get("read", "15min").usage == 0
+    limiter.acquire()
+    assert fake_clock.sleeps == []
+
+
+def test_snapshot_is_json_serialisable(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep)
+    limiter.acquire()
+    limiter.observe(headers("7,70"), 200)
+    snap = limiter.snapshot()
+    data = json.loads(json.dumps(snap.to_dict()))
+    assert {(w["bucket"], w["window"]) for w in data["windows"]} == {
+        ("overall", "15min"),
+        ("overall", "daily"),
+        ("read", "15min"),
+        ("read", "daily"),
+    }
+    assert snap.get("read", "15min").remaining == 93
+    assert "read 15min 7/100" in str(snap)
+
+
+# -- shared state --------------------------------------------------------------------------------------------
+
+
+def test_two_limiters_share_one_budget_through_the_state_file(tmp_path: Path, fake_clock: FakeClock) -> None:
+    state = tmp_path / "rate.json"
+    a = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep, safety_margin=0)
+    b = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep, safety_margin=0)
+    a.acquire()
+    a.observe(headers("1,1", read_limit="6,1000"), 200)
+    for _ in range(3):
+        a.acquire()
+        b.acquire()
+    # 7 requests against a limit of 6 shared by both: the 7th (b's last) waited for the next window.
+    assert len(fake_clock.sleeps) == 1
+    assert a.snapshot().get("read", "daily").usage == 7
+    assert a.snapshot().get("read", "15min").usage == 1
+    saved = json.loads(state.read_text())
+    assert saved["limits"]["read"] == [6, 1000]
+
+
+def test_state_for_another_window_length_is_ignored(tmp_path: Path, fake_clock: FakeClock) -> None:
+    state = tmp_path / "rate.json"
+    a = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep)
+    a.acquire()
+    b = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep, window_seconds=2)
+    assert b.snapshot().get("read", "15min").usage == 0
+
+
+def test_acquires_from_several_processes_are_all_counted(tmp_path: Path) -> None:
+    state = tmp_path / "rate.json"
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(3)
+        with ctx.Pool(3) as pool:
+            results = pool.map(
+                _acquire_many, [(str(state), 20, barrier), (str(state), 20, barrier), (str(state), 20, barrier)]
+            )
+    assert results == [20, 20, 20]
+    snap = RateLimiter(state_path=state).snapshot()
+    if snap.get("read", "15min").usage < 60:
+        # The three processes may straddle a real quarter-hour boundary; the day then still holds them all.
+        assert snap.get("read", "daily").usage == 60
+    else:
+        assert snap.get("read", "15min").usage == 60
+
+
+def _acquire_many(args: tuple[str, int, object]) -> int:
+    from strava_pipeline_tests.strava._workers import acquire_many
+
+    return acquire_many(args)  # type: ignore[arg-type]
