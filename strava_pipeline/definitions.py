@@ -37,6 +37,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             token_file=str(settings.token_file),
             rate_limit_state_file=str(settings.rate_limit_state_file),
             window_seconds=settings.rate_window_seconds,
+            request_timeout_seconds=settings.request_timeout_seconds,
         ),
         "landed": LandedDataResource(data_dir=str(settings.data_dir)),
         "warehouse": WarehouseIOManager(

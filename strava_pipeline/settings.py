@@ -43,6 +43,7 @@ class Settings:
     rate_window_seconds: int
     sync_lookback_days: int
     sensor_interval_seconds: int
+    request_timeout_seconds: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,6 +66,7 @@ class Settings:
             rate_window_seconds=int(os.environ.get("STRAVA_RATE_WINDOW_SECONDS") or 900),
             sync_lookback_days=int(os.environ.get("STRAVA_SYNC_LOOKBACK_DAYS") or 3),
             sensor_interval_seconds=int(os.environ.get("STRAVA_SENSOR_INTERVAL_SECONDS") or 1800),
+            request_timeout_seconds=float(os.environ.get("STRAVA_REQUEST_TIMEOUT_SECONDS") or 60),
         )
 
     @property
