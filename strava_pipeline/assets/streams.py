@@ -4,7 +4,8 @@
 again); ``activity_streams`` is the typed, one-row-per-sample table built from it. Before any request,
 an activity's streams are looked for (1) in the landed raw layer, reused when the summary fields the
 recording depends on are unchanged, and (2) in the landing cache, where every response is written the
-moment it arrives so a failed run never wastes what it fetched.
+moment it arrives so a failed run never wastes what it fetched. ``activity_streams`` empties the cache of
+what it read, since by then ``streams_raw`` has committed it.
 """
 
 import json
@@ -127,8 +128,13 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
             "power, temperature, moving, grade. Built from `streams_raw`; unknown stream types stay raw."
         ),
     )
-    def activity_streams(streams_raw: pl.DataFrame) -> pl.DataFrame:
-        return streams_frame(streams_raw)
+    def activity_streams(streams_raw: pl.DataFrame, landed: LandedDataResource) -> pl.DataFrame:
+        frame = streams_frame(streams_raw)
+        # streams_raw was loaded from its committed files, so the write-ahead copies are now redundant.
+        landed.landing_cache("streams").discard(
+            f"{a}-{f}" for a, f in streams_raw.select("activity_id", "summary_fingerprint").iter_rows()
+        )
+        return frame
 
     return [streams_raw, activity_streams]
 

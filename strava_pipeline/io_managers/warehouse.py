@@ -23,7 +23,7 @@ from strava_pipeline.io_managers.metadata import frame_metadata
 from strava_pipeline.storage.embedded_postgres import resolve_database_url
 from strava_pipeline.storage.migrations import apply_migrations
 from strava_pipeline.storage.parquet_store import ParquetStore
-from strava_pipeline.storage.postgres_writer import replace_partitions
+from strava_pipeline.storage.postgres_writer import PartitionWriteError, replace_partitions
 
 #: PostgreSQL schema holding every table the pipeline writes.
 DB_SCHEMA = "strava"
@@ -78,7 +78,14 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             column = partition_column_of(context.definition_metadata)
             partitions = [date.fromisoformat(key) for key in context.asset_partition_keys]
-        with psycopg.connect(self.connection_url()) as conn:
+        try:
+            conn = psycopg.connect(self.connection_url())
+        except psycopg.OperationalError as exc:
+            which = f"{partitions[0]}..{partitions[-1]}" if partitions else "the whole table"
+            raise PartitionWriteError(
+                f"cannot reach PostgreSQL to write {table} ({which}); nothing was written: {exc}"
+            ) from None
+        with conn:
             replace_partitions(conn, table, obj, partition_column=column, partitions=partitions)
         if partitions is not None and column is not None:
             paths = self.parquet.write_partitions(asset, obj, partition_column=column, partitions=partitions)

@@ -6,11 +6,14 @@ from datetime import date
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from strava_pipeline.assets import build_assets
 from strava_pipeline.backfill import run_backfill
 from strava_pipeline.definitions import build_resources
+from strava_pipeline.storage.databases import with_database
 from strava_pipeline.storage.parquet_store import ParquetStore
+from strava_pipeline.storage.postgres_writer import PartitionWriteError
 
 STREAM_ASSETS = ["activities_raw", "activities", "streams_raw", "activity_streams"]
 
@@ -101,3 +104,26 @@ def test_typed_streams_parquet_matches_postgres(make_pipeline) -> None:
     parquet = ParquetStore(p.settings.parquet_dir).read("activity_streams")
     assert parquet.height == p.query("SELECT count(*) FROM strava.activity_streams")[0][0] > 0
     assert parquet.select(pl.struct("activity_id", "sample_index").is_unique().all()).item()
+
+
+
+def test_a_run_that_fails_after_fetching_wastes_no_stream_request(make_pipeline, monkeypatch) -> None:
+    p = make_pipeline()
+    january = (date(2024, 1, 1), date(2024, 1, 31))
+    run_backfill(p.settings, *january, select=["activities_raw", "activities"], progress=lambda _: None)
+    # The database dies after every stream was fetched: the write of streams_raw fails.
+    monkeypatch.setenv("STRAVA_PIPELINE_DATABASE_URL", with_database(p.database_url, "database_that_is_gone"))
+    p.sim.clear_request_log()
+    with pytest.raises(PartitionWriteError, match=r"cannot reach PostgreSQL to write strava.streams_raw \(2024-01-01"):
+        run_backfill(p.settings, *january, select=["streams_raw"], progress=lambda _: None)
+    fetched = sorted(_stream_requests(p))
+    assert fetched, "the failed run did fetch streams"
+    assert p.query("SELECT count(*) FROM strava.streams_raw") == [(0,)]
+
+    monkeypatch.setenv("STRAVA_PIPELINE_DATABASE_URL", p.database_url)
+    p.sim.clear_request_log()
+    run_backfill(p.settings, *january, select=["streams_raw", "activity_streams"], progress=lambda _: None)
+
+    assert _stream_requests(p) == []
+    assert p.query("SELECT count(*) FROM strava.streams_raw")[0][0] == len(fetched)
+    assert not any((p.settings.data_dir / "landing" / "streams").iterdir()), "committed entries are discarded"
