@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import requests
@@ -66,12 +65,7 @@ def test_concurrent_keep_alive_clients(sim, api: Api) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    # Keep-alive without the ~40 ms Nagle/delayed-ACK stall.
-    api.get("/athlete")
-    t0 = time.perf_counter()
-    for _ in range(20):
-        assert api.get("/athlete").status_code == 200
-    assert (time.perf_counter() - t0) / 20 < 0.03
+    # Latency (no ~40 ms Nagle/delayed-ACK stall) is measured by benchmarks/simulator_throughput.py.
 
 
 def test_public_api_and_polyline() -> None:
