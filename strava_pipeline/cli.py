@@ -24,24 +24,24 @@ def _today() -> date:
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Backfill a date range headlessly (no daemon), batch by batch."""
     from strava_pipeline.backfill import run_backfill
-    from strava_pipeline.runtime import pipeline_environment
+    from strava_pipeline.runtime import dagster_instance, pipeline_environment
 
-    with pipeline_environment(Settings.from_env()) as settings:
+    with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
         start = args.start or settings.history_start
         end = args.end or _today()
         select = [s.strip() for s in args.select.split(",")] if args.select else None
-        run_backfill(settings, start, end, select=select)
+        run_backfill(settings, start, end, select=select, instance=instance)
     return 0
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Materialise the athlete and the most recent days: what the daily schedule does."""
     from strava_pipeline.backfill import run_backfill
-    from strava_pipeline.runtime import pipeline_environment
+    from strava_pipeline.runtime import dagster_instance, pipeline_environment
 
-    with pipeline_environment(Settings.from_env()) as settings:
+    with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
         end = _today()
-        run_backfill(settings, end - timedelta(days=args.lookback_days - 1), end)
+        run_backfill(settings, end - timedelta(days=args.lookback_days - 1), end, instance=instance)
     return 0
 
 
@@ -76,6 +76,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
             return subprocess.call(command, env=dict(os.environ))
         except KeyboardInterrupt:
             return 0
+
+
+def cmd_auth(args: argparse.Namespace) -> int:
+    """Connect a Strava account, or show the connection's status."""
+    from strava_pipeline.auth import main as auth_main
+
+    return auth_main(args)
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
@@ -120,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     migrate = db_sub.add_parser("migrate", help="Apply pending migrations from sql/.")
     migrate.set_defaults(func=cmd_db_migrate)
+
+    auth = sub.add_parser("auth", help="Connect a Strava account (OAuth in the browser), or show its status.")
+    auth.add_argument("--status", action="store_true",
+                      help="show the athlete, granted scopes, token expiry and last API usage (never a token)")
+    auth.add_argument("--port", type=int, default=8721,
+                      help="loopback port of the redirect http://127.0.0.1:PORT/exchange_token (default 8721)")
+    auth.add_argument("--no-browser", "--paste", dest="paste", action="store_true",
+                      help="print the URL and read the redirect URL pasted on stdin (machines without a browser)")
+    auth.set_defaults(func=cmd_auth)
 
     from strava_pipeline.simulator import cli as simulator_cli
 

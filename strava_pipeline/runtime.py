@@ -12,11 +12,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
+
 from strava_pipeline.settings import PROJECT_ROOT, Settings
 from strava_pipeline.storage.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from strava_pipeline.storage.migrations import apply_migrations
 
 DATABASE_URL_ENV = "STRAVA_PIPELINE_DATABASE_URL"
+
+
+@contextmanager
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """The persistent Dagster instance (``dagster.yaml``: storage in the pipeline's PostgreSQL).
+
+    Headless backfills record their runs here, so the UI shows them like any other run. Call inside
+    ``pipeline_environment``, which exports what ``dagster.yaml`` reads.
+    """
+    with dg.DagsterInstance.get() as instance:
+        yield instance
 
 
 def _dagster_home() -> Path:

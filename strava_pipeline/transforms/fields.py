@@ -19,6 +19,7 @@ import polars as pl
 from strava_pipeline.transforms.errors import PayloadError
 
 _MISSING = object()
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,14 @@ def coerce(value: Any, dtype: pl.DataType) -> Any:
     if dtype.is_integer():
         if isinstance(value, bool):
             raise TypeError("expected an integer, got a boolean")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        raise TypeError("expected an integer")
+        whole_float = isinstance(value, float) and value.is_integer()
+        digits = isinstance(value, str) and value.strip().lstrip("-").isdigit()
+        if not (isinstance(value, int) or whole_float or digits):
+            raise TypeError("expected an integer")
+        result = int(value)
+        if not _INT64_MIN <= result <= _INT64_MAX:
+            raise ValueError("is out of the 64-bit integer range")
+        return result
     if dtype.is_float():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError("expected a number")
@@ -136,4 +138,4 @@ def extract_frame(
             raise PayloadError(entity, "<payload>", f"is a {type(payload).__name__}, not a JSON object")
         for f in fields:
             columns[f.column].append(f.extract(payload, entity))
-    return pl.DataFrame(columns, schema=schema_of(fields), strict=False)
+    return pl.DataFrame(columns, schema=schema_of(fields), strict=True)
