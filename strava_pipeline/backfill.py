@@ -17,6 +17,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from strava_pipeline.assets import build_assets
 from strava_pipeline.assets.partitions import MAX_PARTITIONS_PER_RUN
+from strava_pipeline.checks import build_checks
 from strava_pipeline.definitions import build_resources
 from strava_pipeline.settings import Settings
 
@@ -27,6 +28,8 @@ class BackfillReport:
 
     run_ids: list[str] = field(default_factory=list)
     batches: list[tuple[date, date]] = field(default_factory=list)
+    #: Every asset-check evaluation of the runs, in run order.
+    checks: list[dg.AssetCheckEvaluation] = field(default_factory=list)
 
 
 def date_batches(start: date, end: date, size: int = MAX_PARTITIONS_PER_RUN) -> Iterator[tuple[date, date]]:
@@ -66,6 +69,19 @@ def _policy_groups(assets: Sequence[dg.AssetsDefinition], cap: int) -> list[list
     return groups
 
 
+def _downstream_of_partitioned(assets: Sequence[dg.AssetsDefinition]) -> set[dg.AssetKey]:
+    """Unpartitioned assets fed (directly or not) by partitioned ones: they run after every batch."""
+    late = {a.key for a in assets if a.partitions_def is not None}
+    changed = True
+    while changed:
+        changed = False
+        for a in assets:
+            if a.key not in late and late & set(a.dependency_keys):
+                late.add(a.key)
+                changed = True
+    return {a.key for a in assets if a.partitions_def is None and a.key in late}
+
+
 def run_backfill(
     settings: Settings,
     start: date,
@@ -80,10 +96,13 @@ def run_backfill(
 
     Unpartitioned assets (the athlete profile) run once first; partitioned ones run batch by batch,
     each group of assets in batches of its own backfill policy's size (a year of summaries, a month of
-    streams), upstream groups first.
+    streams), upstream groups first; unpartitioned assets built from partitioned ones (the daily
+    training load, weekly summary, report) run once last. The asset checks of the selected assets run
+    with them (blocking ones stop a batch's downstream assets and fail it).
     A failed batch raises, leaving every earlier batch committed in both stores.
     """
     assets = build_assets(settings)
+    definitions = [*assets, *build_checks(settings)]
     selected = _select(assets, select)
     first = max(start, settings.history_start)
     partitions_def = next((a.partitions_def for a in assets if a.partitions_def is not None), None)
@@ -94,11 +113,14 @@ def run_backfill(
         raise ValueError(f"nothing to backfill: {start}..{end} ends before history start {first}")
     resources = build_resources(settings)
     report = BackfillReport()
-    unpartitioned = [a for a in selected if a.partitions_def is None]
+    late = _downstream_of_partitioned(assets)
+    unpartitioned = [a for a in selected if a.partitions_def is None and a.key not in late]
     partitioned = [a for a in selected if a.partitions_def is not None]
+    derived = [a for a in selected if a.key in late]
     if unpartitioned:
-        result = dg.materialize(assets, selection=unpartitioned, resources=resources, instance=instance)
+        result = dg.materialize(definitions, selection=unpartitioned, resources=resources, instance=instance)
         report.run_ids.append(result.run_id)
+        report.checks.extend(result.get_asset_check_evaluations())
         progress(f"athlete assets: run {result.run_id} succeeded")
     for group in _policy_groups(partitioned, batch_days):
         size = _batch_size(group[0], batch_days)
@@ -107,9 +129,16 @@ def run_backfill(
                 ASSET_PARTITION_RANGE_START_TAG: batch_start.isoformat(),
                 ASSET_PARTITION_RANGE_END_TAG: batch_end.isoformat(),
             }
-            result = dg.materialize(assets, selection=group, resources=resources, instance=instance, tags=tags)
+            result = dg.materialize(definitions, selection=group, resources=resources, instance=instance, tags=tags)
             report.run_ids.append(result.run_id)
+            report.checks.extend(result.get_asset_check_evaluations())
             report.batches.append((batch_start, batch_end))
             names = ", ".join(a.key.to_user_string() for a in group)
             progress(f"{batch_start}..{batch_end} [{names}]: run {result.run_id} succeeded")
+    if derived:
+        result = dg.materialize(definitions, selection=derived, resources=resources, instance=instance)
+        report.run_ids.append(result.run_id)
+        report.checks.extend(result.get_asset_check_evaluations())
+        names = ", ".join(a.key.to_user_string() for a in derived)
+        progress(f"whole-history assets [{names}]: run {result.run_id} succeeded")
     return report

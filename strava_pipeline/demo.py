@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
+import dagster as dg
 import psycopg
 from psycopg import sql
 
+from strava_pipeline.assets.report import report_path
 from strava_pipeline.backfill import run_backfill
 from strava_pipeline.runtime import pipeline_environment
 from strava_pipeline.settings import Settings
@@ -23,7 +25,10 @@ from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
 DEMO_DAYS = 730
 DEMO_ACTIVITIES = 300
 DEMO_SEED = 42
-DEMO_TABLES = ("athlete_raw", "athlete", "gear", "activities_raw", "activities")
+DEMO_TABLES = (
+    "athlete_raw", "athlete", "gear", "activities_raw", "activities",
+    "activity_metrics", "daily_training_load", "weekly_summary",
+)
 
 
 def demo_simulator_config(today: date | None = None) -> SimulatorConfig:
@@ -69,6 +74,16 @@ def table_counts(database_url: str, tables: tuple[str, ...] = DEMO_TABLES) -> di
         return counts
 
 
+def check_summary(evaluations: list[dg.AssetCheckEvaluation]) -> dict[str, tuple[int, int]]:
+    """Per check: (evaluations that passed, evaluations), in first-seen order."""
+    summary: dict[str, tuple[int, int]] = {}
+    for e in evaluations:
+        name = f"{e.asset_key.to_user_string()}.{e.check_name}"
+        passed, total = summary.get(name, (0, 0))
+        summary[name] = (passed + int(e.passed), total + 1)
+    return summary
+
+
 def run_demo() -> int:
     """Backfill the simulated athlete's whole history and print where everything landed."""
     base = Settings.from_env()
@@ -76,7 +91,7 @@ def run_demo() -> int:
     with demo_simulator(base) as sim, pipeline_environment(Settings.from_env()) as settings:
         print(f"Simulated Strava at {sim.base_url} with {len(sim.activity_ids())} activities.")
         print(f"Backfilling {settings.history_start}..today into {settings.data_dir} ...")
-        run_backfill(settings, settings.history_start, datetime.now(UTC).date() + timedelta(days=1))
+        backfill = run_backfill(settings, settings.history_start, datetime.now(UTC).date() + timedelta(days=1))
         assert settings.database_url is not None
         counts = table_counts(settings.database_url)
         with psycopg.connect(settings.database_url) as conn:
@@ -84,9 +99,14 @@ def run_demo() -> int:
         truth = sim.activity_ids()
         print("\nRows per table (PostgreSQL schema 'strava'):")
         for table, count in counts.items():
-            print(f"  {table:<16} {count:>8}")
+            print(f"  {table:<20} {count:>8}")
         verdict = "match" if landed == truth else f"DIFFER ({len(truth - landed)} missing)"
         print(f"\nActivity ids vs the simulator's ground truth: {verdict}")
         print(f"Parquet files: {settings.parquet_dir}/<asset>/date=YYYY-MM-DD/part.parquet")
+        print("\nAsset checks (every batch of the backfill):")
+        for name, (passed, total) in check_summary(backfill.checks).items():
+            print(f"  {name:<48} {'passed' if passed == total else 'FAILED'} ({passed}/{total} runs)")
+        print(f"\nTraining report: {report_path(settings.data_dir)}")
         print("Open the Dagster UI on the same database and simulator with:  make ui")
-        return 0 if landed == truth else 1
+        checks_ok = all(e.passed for e in backfill.checks)
+        return 0 if landed == truth and checks_ok else 1

@@ -6,7 +6,9 @@ import dagster as dg
 
 from strava_pipeline.assets.activities import build_activity_assets
 from strava_pipeline.assets.athlete import athlete, athlete_raw, gear
+from strava_pipeline.assets.derived import build_derived_assets
 from strava_pipeline.assets.partitions import daily_partitions
+from strava_pipeline.assets.report import training_report
 from strava_pipeline.assets.streams import build_stream_assets
 from strava_pipeline.settings import Settings
 
@@ -14,4 +16,7 @@ from strava_pipeline.settings import Settings
 def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     """Every asset of the pipeline."""
     partitions = daily_partitions(settings.history_start, settings.timezone)
-    return [athlete_raw, athlete, gear, *build_activity_assets(partitions), *build_stream_assets(partitions)]
+    return [
+        athlete_raw, athlete, gear, *build_activity_assets(partitions), *build_stream_assets(partitions),
+        *build_derived_assets(partitions), training_report,
+    ]
