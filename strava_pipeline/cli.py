@@ -30,7 +30,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         start = args.start or settings.history_start
         end = args.end or _today()
         select = [s.strip() for s in args.select.split(",")] if args.select else None
-        run_backfill(settings, start, end, select=select, instance=instance)
+        run_backfill(settings, start, end, select=select, instance=instance, log_level=args.log_level)
     return 0
 
 
@@ -41,7 +41,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
         end = _today()
-        run_backfill(settings, end - timedelta(days=args.lookback_days - 1), end, instance=instance)
+        first = end - timedelta(days=args.lookback_days - 1)
+        run_backfill(settings, first, end, instance=instance, log_level=args.log_level)
     return 0
 
 
@@ -112,10 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--start", type=date.fromisoformat, help="first local date (default: history start)")
     backfill.add_argument("--end", type=date.fromisoformat, help="last local date (default: today)")
     backfill.add_argument("--select", help="comma-separated asset names (default: all)")
+    backfill.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
     backfill.set_defaults(func=cmd_backfill)
 
     sync = sub.add_parser("sync", help="Materialise the athlete and the most recent days.")
     sync.add_argument("--lookback-days", type=int, default=3, help="days to refresh, ending today (default 3)")
+    sync.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
     sync.set_defaults(func=cmd_sync)
 
     ui = sub.add_parser("ui", help="Open the Dagster UI (dagster dev) on the same database.")

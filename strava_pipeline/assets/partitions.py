@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 
 import dagster as dg
+
+# Backfill policies are marked beta in Dagster 1.13 but are exactly the documented way to batch a
+# backfill; the warning would otherwise greet every user on every command.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 #: Backfills over years must not become thousands of runs: one run covers up to a year of days, and
 #: costs one activity listing (ceil(N/200)+1 requests) for the whole batch.
