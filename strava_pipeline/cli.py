@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -73,10 +74,17 @@ def cmd_ui(args: argparse.Namespace) -> int:
             "-h", args.host, "-p", str(args.port),
         ]
         print(f"Dagster UI: http://{args.host}:{args.port}")
+        child = subprocess.Popen(command, env=dict(os.environ))
+
+        def stop_child(signum: int, _frame: object) -> None:
+            # Forward SIGTERM so `dagster dev` (webserver, daemon, code server) never outlives us.
+            child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, stop_child)
         try:
-            return subprocess.call(command, env=dict(os.environ))
-        except KeyboardInterrupt:
-            return 0
+            return child.wait()
+        except KeyboardInterrupt:  # the terminal sent SIGINT to `dagster dev` as well
+            return child.wait()
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
