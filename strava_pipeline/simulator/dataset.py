@@ -21,8 +21,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from strava_pipeline.simulator import polyline
 from strava_pipeline.simulator.sports import BIKES, PROFILES, SHOES, ZONES, SportProfile
+from strava_pipeline.transforms import polyline
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ALT_GRID = 120  # points used to derive elevation totals from the analytic profile

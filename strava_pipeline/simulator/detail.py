@@ -12,8 +12,8 @@ from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
-from strava_pipeline.simulator import polyline
 from strava_pipeline.simulator.dataset import Activity, iso_z
+from strava_pipeline.transforms import polyline
 
 MILE = 1609.34
 BEST_EFFORTS = (

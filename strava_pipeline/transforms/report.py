@@ -18,6 +18,8 @@ from typing import Any
 
 import polars as pl
 
+from strava_pipeline.transforms import polyline
+
 #: Sport types counted as running (best efforts) and cycling (power bests).
 RUN_SPORTS = ("Run", "TrailRun", "VirtualRun")
 RIDE_SPORTS = ("Ride", "MountainBikeRide", "GravelRide", "EBikeRide", "EMountainBikeRide", "VirtualRide")
@@ -54,32 +56,15 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def decode_polyline(text: str | None, precision: int = 5) -> list[tuple[float, float]]:
-    """Google encoded polyline (Strava's ``summary_polyline``) to (lat, lng) pairs; [] when malformed."""
+def decode_polyline(text: str | None) -> list[tuple[float, float]]:
+    """Strava's ``summary_polyline`` to (lat, lng) pairs; [] when absent or malformed (a report never fails
+    because one activity's map is broken)."""
     if not text:
         return []
-    points: list[tuple[float, float]] = []
-    index = lat = lng = 0
-    factor = 10.0**precision
     try:
-        while index < len(text):
-            deltas = []
-            for _ in range(2):
-                shift = result = 0
-                while True:
-                    byte = ord(text[index]) - 63
-                    index += 1
-                    result |= (byte & 0x1F) << shift
-                    shift += 5
-                    if byte < 0x20:
-                        break
-                deltas.append(~(result >> 1) if result & 1 else result >> 1)
-            lat += deltas[0]
-            lng += deltas[1]
-            points.append((lat / factor, lng / factor))
-    except IndexError:
+        return polyline.decode(text)
+    except (IndexError, ValueError):
         return []
-    return points
 
 
 def recent_route_activities(activities: pl.DataFrame, count: int = 6) -> pl.DataFrame:

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from strava_pipeline import simulator
-from strava_pipeline.simulator import polyline
+from strava_pipeline.transforms import polyline
 from strava_pipeline_tests.simulator.conftest import Api
 
 REPO = Path(__file__).resolve().parents[2]

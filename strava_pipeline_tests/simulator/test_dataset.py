@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from strava_pipeline.simulator import SimulatorConfig, StravaSimulator, polyline
+from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
+from strava_pipeline.transforms import polyline
 from strava_pipeline_tests.simulator.conftest import Api
 
 

@@ -1,7 +1,7 @@
 """Google encoded polyline (precision 5), the format of Strava's `map.summary_polyline`.
 
-Implemented here rather than taken from a package because it is twenty lines and the decoder lets
-tests check that a polyline really traces the generated route.
+Implemented here rather than taken from a package because it is twenty lines. The simulator encodes its
+routes with it; the training report decodes activities' maps with it.
 """
 
 from __future__ import annotations
