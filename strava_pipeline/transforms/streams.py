@@ -143,17 +143,18 @@ def activity_stream_frame(activity_id: int, activity_date: Any, payload: Any) ->
             columns[column] = _numeric(streams[stream_type], dtype, entity, stream_type).alias(column)
     points = streams.get("latlng")
     if points is None:
-        columns["lat"] = pl.Series("lat", [None] * n, dtype=pl.Float64)
-        columns["lng"] = pl.Series("lng", [None] * n, dtype=pl.Float64)
-    else:
-        try:
-            pairs = pl.Series("latlng", points, dtype=pl.List(pl.Float64), strict=True)
-        except (TypeError, ValueError, pl.exceptions.PolarsError):
-            raise PayloadError(entity, "latlng.data", "holds samples that are not [lat, lng] pairs") from None
-        if (pairs.list.len().drop_nulls() != 2).any():
-            raise PayloadError(entity, "latlng.data", "holds samples that are not [lat, lng] pairs")
-        columns["lat"] = pairs.list.get(0, null_on_oob=True).alias("lat")
-        columns["lng"] = pairs.list.get(1, null_on_oob=True).alias("lng")
+        points = [None] * n
+    try:
+        # Plain comprehensions: building a List(Float64) series goes through Python per point, ~30x slower.
+        lat = [None if p is None else p[0] for p in points]
+        lng = [None if p is None else p[1] for p in points]
+        pairs = all(p is None or len(p) == 2 for p in points)
+        columns["lat"] = pl.Series("lat", lat, dtype=pl.Float64, strict=True)
+        columns["lng"] = pl.Series("lng", lng, dtype=pl.Float64, strict=True)
+    except (TypeError, IndexError, KeyError, pl.exceptions.PolarsError):
+        pairs = False
+    if not pairs:
+        raise PayloadError(entity, "latlng.data", "holds samples that are not [lat, lng] pairs")
     frame = pl.DataFrame(columns).with_columns(
         pl.lit(activity_id, dtype=pl.Int64).alias("activity_id"),
         pl.lit(activity_date, dtype=pl.Date).alias("activity_date"),
