@@ -362,6 +362,10 @@ def _scatter_bytes(out: np.ndarray, positions: np.ndarray, values: np.ndarray) -
     out[positions[:, None] + np.arange(width, dtype=np.int64)] = values
 
 
+#: Mean value length above which text columns are copied row by row instead of byte-indexed.
+_LONG_VALUE_BYTES = 256
+
+
 def _encode_general(cols: list[_Fixed | _Var], n: int) -> np.ndarray:
     """Variable-width rows: field start offsets from cumulative sums, then per-column scatters."""
     sizes = []
@@ -405,7 +409,13 @@ def _encode_general(cols: list[_Fixed | _Var], n: int) -> np.ndarray:
                 value_pos = value_pos + len(col.prefix)
             lengths = col.lengths
             nbytes = int(lengths.sum())
-            if nbytes:
+            if nbytes > _LONG_VALUE_BYTES * n:
+                # Few long values (raw JSON bodies): one memcpy per row beats a per-byte index that would
+                # need 8 bytes of int64 positions for every byte of payload.
+                for dst, src, length in zip(value_pos.tolist(), col.starts.tolist(), lengths.tolist(), strict=True):
+                    if length:
+                        out[dst : dst + length] = col.data[src : src + length]
+            elif nbytes:
                 within = np.arange(nbytes, dtype=np.int64) - np.repeat(_exclusive_cumsum(lengths), lengths)
                 out[np.repeat(value_pos, lengths) + within] = col.data[np.repeat(col.starts, lengths) + within]
         pos = pos + size

@@ -41,7 +41,7 @@ def assert_matches_truth(p, *, streams: bool = True) -> None:
     assert len(status) == len({r[0] for r in status}), "duplicate streams_raw rows"
     assert dict(status) == dict.fromkeys(with_streams, "ok")
     lengths = dict(p.query(
-        "SELECT activity_id, jsonb_array_length(payload->'time'->'data') FROM strava.streams_raw"))
+        "SELECT activity_id, json_array_length(payload->'time'->'data') FROM strava.streams_raw"))
     samples = dict(p.query("SELECT activity_id, count(*) FROM strava.activity_streams GROUP BY 1"))
     assert samples == lengths, "typed samples differ from the raw stream lengths"
     doubled = p.query("SELECT count(*) FROM (SELECT 1 FROM strava.activity_streams "

@@ -43,7 +43,7 @@ def test_one_request_per_non_manual_activity_and_none_on_rerun(make_pipeline) ->
     assert set(rows.values()) == {"ok"}
     # Typed samples match the raw stream lengths, activity by activity.
     lengths = dict(p.query(
-        "SELECT activity_id, jsonb_array_length(payload->'time'->'data') FROM strava.streams_raw"))
+        "SELECT activity_id, json_array_length(payload->'time'->'data') FROM strava.streams_raw"))
     samples = dict(p.query("SELECT activity_id, count(*) FROM strava.activity_streams GROUP BY 1"))
     assert samples == lengths
 

@@ -135,6 +135,25 @@ def test_round_trip_numeric_fast_path_with_nulls(pg_conn: psycopg.Connection) ->
     assert got == list(frame.iter_rows())
 
 
+def test_long_json_and_text_values_round_trip_verbatim(pg_conn: psycopg.Connection) -> None:
+    """Raw API bodies (hundreds of kB each) take the row-by-row copy path; nulls and emoji included."""
+    pg_conn.execute("CREATE TABLE raw_bodies (day date, id bigint, body json, note text)")
+    pg_conn.commit()
+    bodies = [
+        '{"time": {"data": [' + ",".join(str(i) for i in range(40_000)) + "]}}",
+        None,
+        '{"name": "Morning run 🏃 \'); DROP TABLE x; --", "data": [1.5, null]}',
+        "[]",
+    ]
+    frame = pl.DataFrame(
+        {"day": [D1] * 4, "id": [1, 2, 3, 4], "body": bodies, "note": ["x" * 5000, "é" * 300, None, ""]},
+        schema={"day": pl.Date, "id": pl.Int64, "body": pl.String, "note": pl.String},
+    )
+    replace_partitions(pg_conn, "raw_bodies", frame, partition_column="day", partitions=[D1])
+    got = pg_conn.execute("SELECT id, body::text, note FROM raw_bodies ORDER BY id").fetchall()
+    assert got == list(zip([1, 2, 3, 4], bodies, frame["note"].to_list(), strict=True))
+
+
 def test_fast_and_general_encoders_agree() -> None:
     """Same bytes from the structured-array encoder and the scatter encoder on an all-fixed frame."""
     rng = np.random.default_rng(3)
