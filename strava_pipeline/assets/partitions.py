@@ -16,8 +16,8 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", categor
 MAX_PARTITIONS_PER_RUN = 366
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN)
 
-#: Streams are ~1,500 samples per activity: a month per run keeps memory flat however long the history.
-MAX_STREAM_PARTITIONS_PER_RUN = 31
+#: Streams are thousands of samples per activity: a quarter per run keeps memory flat however long the history.
+MAX_STREAM_PARTITIONS_PER_RUN = 92
 STREAMS_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_STREAM_PARTITIONS_PER_RUN)
 
 #: The column of every partitioned table that holds its partition: the activity's local calendar date.
