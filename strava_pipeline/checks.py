@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
+import orjson
 import polars as pl
 
 from strava_pipeline.assets.partitions import daily_partitions
@@ -74,7 +75,7 @@ def unequal_stream_problems(streams_raw: pl.DataFrame) -> dict[int, dict[str, in
     ok = streams_raw.filter(pl.col("status") == "ok")
     for activity_id, payload in ok.select("activity_id", "payload").iter_rows():
         try:
-            streams = streams_by_type(json.loads(payload), f"activity {activity_id}")
+            streams = streams_by_type(orjson.loads(payload), f"activity {activity_id}")
         except (ValueError, TypeError):  # PayloadError and JSONDecodeError are ValueErrors
             problems[activity_id] = {"<payload>": -1}
             continue

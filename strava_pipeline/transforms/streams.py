@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 import polars as pl
 
 from strava_pipeline.transforms.errors import PayloadError
@@ -174,7 +175,7 @@ def streams_frame(raw: pl.DataFrame) -> pl.DataFrame:
 def _iter_activity_frames(raw: pl.DataFrame) -> Iterable[pl.DataFrame]:
     for activity_id, activity_date, payload in raw.select("activity_id", "activity_date", "payload").iter_rows():
         try:
-            parsed = json.loads(payload)
-        except (TypeError, json.JSONDecodeError) as exc:
+            parsed = orjson.loads(payload)  # ~3x faster than json on large sample arrays
+        except (TypeError, orjson.JSONDecodeError) as exc:
             raise PayloadError(f"activity {activity_id}", "<streams payload>", f"is not valid JSON: {exc}") from None
         yield activity_stream_frame(activity_id, activity_date, parsed)
