@@ -1,0 +1,54 @@
+"""The fixed cost of a daily partition: a backfill over days without a single activity.
+
+Every day of every activity-level asset costs Dagster a planned and a materialisation event, an empty
+Parquet file and an empty partition replace in PostgreSQL, whether or not the athlete trained. This prints
+that floor, which bounds how fast any backfill over a long, sparse history can be.
+
+    .venv/bin/python benchmarks/partition_overhead.py [--days 730]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from strava_pipeline.backfill import run_backfill
+from strava_pipeline.settings import Settings
+from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
+from strava_pipeline.storage.databases import create_database
+from strava_pipeline.storage.embedded_postgres import start_embedded_postgres
+
+ASSETS = ["activities_raw", "activities", "streams_raw", "activity_streams"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=730)
+    args = parser.parse_args()
+    end = datetime.now(UTC).date() - timedelta(days=1)
+    start = end - timedelta(days=args.days - 1)
+    with tempfile.TemporaryDirectory() as tmp, start_embedded_postgres(Path(tmp) / "pg") as pg, \
+            StravaSimulator(SimulatorConfig(seed=3, start_date=start, end_date=end, activities=0)) as sim:
+        os.environ.update({
+            "STRAVA_BASE_URL": sim.base_url, "STRAVA_CLIENT_ID": str(sim.client_id),
+            "STRAVA_CLIENT_SECRET": sim.client_secret, "STRAVA_REFRESH_TOKEN": sim.authorize()["refresh_token"],
+            "STRAVA_TOKEN_FILE": str(Path(tmp) / "tokens.json"), "STRAVA_HISTORY_START": start.isoformat(),
+            "STRAVA_PIPELINE_DATA_DIR": str(Path(tmp) / "data"),
+            "STRAVA_PIPELINE_DATABASE_URL": create_database(pg.url, f"ovh_{uuid.uuid4().hex[:8]}"),
+        })
+        logging.disable(logging.WARNING)
+        began = time.perf_counter()
+        run_backfill(Settings.from_env(), start, end, select=ASSETS, progress=lambda _: None)
+        elapsed = time.perf_counter() - began
+        per = elapsed / (args.days * len(ASSETS)) * 1000
+        print(f"{args.days} empty days x {len(ASSETS)} assets: {elapsed:.1f} s ({per:.1f} ms per asset-day)")
+
+
+if __name__ == "__main__":
+    main()
