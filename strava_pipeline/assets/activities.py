@@ -7,6 +7,7 @@ import polars as pl
 
 from strava_pipeline.assets.partitions import BACKFILL_POLICY, PARTITION_COLUMN, partition_days
 from strava_pipeline.io_managers.metadata import schema_of
+from strava_pipeline.io_managers.warehouse import WAREHOUSE_KINDS
 from strava_pipeline.resources import StravaResource
 from strava_pipeline.transforms.activities import (
     ACTIVITY_RAW_SCHEMA,
@@ -17,8 +18,6 @@ from strava_pipeline.transforms.activities import (
 )
 from strava_pipeline.transforms.errors import PayloadError
 
-KINDS = {"python", "parquet", "postgres"}
-
 
 def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """The two activity-summary assets for a given partitioning (it depends on STRAVA_HISTORY_START)."""
@@ -26,7 +25,7 @@ def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
     @dg.asset(
         name="activities_raw",
         group_name="raw",
-        kinds=KINDS,
+        kinds=WAREHOUSE_KINDS,
         io_manager_key="warehouse",
         pool="strava_api",
         partitions_def=partitions_def,
@@ -60,7 +59,7 @@ def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
     @dg.asset(
         name="activities",
         group_name="typed",
-        kinds=KINDS,
+        kinds=WAREHOUSE_KINDS,
         io_manager_key="warehouse",
         partitions_def=partitions_def,
         backfill_policy=BACKFILL_POLICY,

@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from strava_pipeline.io_managers.metadata import schema_of
+from strava_pipeline.io_managers.warehouse import WAREHOUSE_KINDS
 from strava_pipeline.resources import StravaResource
 from strava_pipeline.strava import ApiResponse, StravaScopeError
 from strava_pipeline.transforms.athlete import (
@@ -14,8 +15,6 @@ from strava_pipeline.transforms.athlete import (
     gear_frame,
     gear_ids,
 )
-
-KINDS = {"python", "parquet", "postgres"}
 
 
 def _raw_row(resource: str, resource_id: str, response: ApiResponse) -> dict[str, object]:
@@ -29,7 +28,7 @@ def _raw_row(resource: str, resource_id: str, response: ApiResponse) -> dict[str
 
 @dg.asset(
     group_name="raw",
-    kinds=KINDS,
+    kinds=WAREHOUSE_KINDS,
     io_manager_key="warehouse",
     pool="strava_api",
     metadata={"dagster/column_schema": schema_of(ATHLETE_RAW_SCHEMA)},
@@ -57,7 +56,7 @@ def athlete_raw(context: dg.AssetExecutionContext, strava: StravaResource) -> dg
 
 @dg.asset(
     group_name="typed",
-    kinds=KINDS,
+    kinds=WAREHOUSE_KINDS,
     io_manager_key="warehouse",
     metadata={"dagster/column_schema": schema_of(ATHLETE_SCHEMA)},
     description="The athlete profile as one typed row with heart-rate zone bounds, built from `athlete_raw`.",
@@ -69,7 +68,7 @@ def athlete(athlete_raw: pl.DataFrame) -> pl.DataFrame:
 
 @dg.asset(
     group_name="typed",
-    kinds=KINDS,
+    kinds=WAREHOUSE_KINDS,
     io_manager_key="warehouse",
     metadata={"dagster/column_schema": schema_of(GEAR_SCHEMA)},
     description="Bikes and shoes with their lifetime distance. Built from `athlete_raw`.",

@@ -15,6 +15,7 @@ import polars as pl
 
 from strava_pipeline.assets.partitions import PARTITION_COLUMN, STREAMS_BACKFILL_POLICY
 from strava_pipeline.io_managers.metadata import schema_of
+from strava_pipeline.io_managers.warehouse import WAREHOUSE_KINDS
 from strava_pipeline.transforms.activities import ACTIVITY_SCHEMA
 from strava_pipeline.transforms.metrics import (
     ACTIVITY_METRICS_SCHEMA,
@@ -26,7 +27,6 @@ from strava_pipeline.transforms.metrics import (
     weekly_summary,
 )
 
-KINDS = {"python", "parquet", "postgres"}
 GROUP = "derived"
 
 #: ``strava.activity_metrics``: the activity's keys, then every metric of ``activity_metrics``.
@@ -128,7 +128,7 @@ def build_derived_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> l
     @dg.asset(
         name="activity_metrics",
         group_name=GROUP,
-        kinds=KINDS,
+        kinds=WAREHOUSE_KINDS,
         io_manager_key="warehouse",
         partitions_def=partitions_def,
         backfill_policy=STREAMS_BACKFILL_POLICY,
@@ -156,7 +156,7 @@ def build_derived_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> l
     @dg.asset(
         name="daily_training_load",
         group_name=GROUP,
-        kinds=KINDS,
+        kinds=WAREHOUSE_KINDS,
         io_manager_key="warehouse",
         ins={
             "activity_metrics": dg.AssetIn(partition_mapping=all_days),
@@ -179,7 +179,7 @@ def build_derived_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> l
     @dg.asset(
         name="weekly_summary",
         group_name=GROUP,
-        kinds=KINDS,
+        kinds=WAREHOUSE_KINDS,
         io_manager_key="warehouse",
         ins={
             "activities": dg.AssetIn(partition_mapping=all_days),

@@ -17,12 +17,11 @@ import polars as pl
 
 from strava_pipeline.assets.partitions import PARTITION_COLUMN, STREAMS_BACKFILL_POLICY, partition_days
 from strava_pipeline.io_managers.metadata import schema_of
+from strava_pipeline.io_managers.warehouse import WAREHOUSE_KINDS
 from strava_pipeline.resources import LandedDataResource, StravaResource
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.strava import StravaClient
 from strava_pipeline.transforms.streams import STREAM_SCHEMA, STREAMS_RAW_SCHEMA, streams_frame, summary_fingerprint
-
-KINDS = {"python", "parquet", "postgres"}
 
 
 class StreamsConfig(dg.Config):
@@ -34,11 +33,16 @@ class StreamsConfig(dg.Config):
     """Requests in flight at once; all share one rate limiter."""
 
 
+def cache_key(activity_id: int, fingerprint: str) -> str:
+    """Landing-cache key of one activity's streams: a changed recording never matches an old entry."""
+    return f"{activity_id}-{fingerprint}"
+
+
 def _fetch(client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str) -> tuple[str, bytes]:
     """Fetch one activity's streams and write them to the landing cache before returning."""
     response = client.get_activity_streams(activity_id)
     body = b"" if response is None else response.body
-    cache.put(f"{activity_id}-{fingerprint}", body)
+    cache.put(cache_key(activity_id, fingerprint), body)
     return ("not_found" if response is None else "ok"), body
 
 
@@ -48,7 +52,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
     @dg.asset(
         name="streams_raw",
         group_name="raw",
-        kinds=KINDS,
+        kinds=WAREHOUSE_KINDS,
         io_manager_key="warehouse",
         pool="strava_api",
         partitions_def=partitions_def,
@@ -83,7 +87,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
             if summary.get("manual"):
                 continue
             fingerprint = summary_fingerprint(summary)
-            key = f"{activity_id}-{fingerprint}"
+            key = cache_key(activity_id, fingerprint)
             old = previous.get(activity_id)
             if old is not None and old["summary_fingerprint"] == fingerprint:
                 rows.append({**old, "activity_date": activity_date})
@@ -118,7 +122,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
     @dg.asset(
         name="activity_streams",
         group_name="typed",
-        kinds=KINDS,
+        kinds=WAREHOUSE_KINDS,
         io_manager_key="warehouse",
         partitions_def=partitions_def,
         backfill_policy=STREAMS_BACKFILL_POLICY,
@@ -132,7 +136,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         frame = streams_frame(streams_raw)
         # streams_raw was loaded from its committed files, so the write-ahead copies are now redundant.
         landed.landing_cache("streams").discard(
-            f"{a}-{f}" for a, f in streams_raw.select("activity_id", "summary_fingerprint").iter_rows()
+            cache_key(a, f) for a, f in streams_raw.select("activity_id", "summary_fingerprint").iter_rows()
         )
         return frame
 

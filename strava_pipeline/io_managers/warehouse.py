@@ -28,6 +28,9 @@ from strava_pipeline.storage.postgres_writer import PartitionWriteError, replace
 #: PostgreSQL schema holding every table the pipeline writes.
 DB_SCHEMA = "strava"
 
+#: Dagster kinds of every asset this IO manager stores (shown as badges in the UI).
+WAREHOUSE_KINDS = {"python", "parquet", "postgres"}
+
 _migration_lock = threading.Lock()
 _migrated: set[str] = set()
 
