@@ -2,7 +2,7 @@
 
 Re-materialising a partition replaces exactly that partition in both stores: PostgreSQL deletes the
 partition's rows and COPYs the new ones in one transaction; Parquet writes one file per day to a temp
-name and renames it. A day with no rows is written too, so stale rows disappear. PostgreSQL is written
+name and renames it; a day with no rows loses its file, so stale rows disappear. PostgreSQL is written
 first because its constraints (unique activity ids) are the stricter check: if it refuses the data, the
 Parquet copy is left as it was. Downstream assets read Parquet, so rebuilding derived tables needs
 neither the API nor the database.
@@ -91,9 +91,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         with conn:
             replace_partitions(conn, table, obj, partition_column=column, partitions=partitions)
         if partitions is not None and column is not None:
-            paths = self.parquet.write_partitions(asset, obj, partition_column=column, partitions=partitions)
+            self.parquet.write_partitions(asset, obj, partition_column=column, partitions=partitions)
             location = str(Path(self.data_dir) / "parquet" / asset)
-            written = len(paths)
+            written = len(partitions)
         else:
             location = str(self.parquet.write_unpartitioned(asset, obj))
             written = 1

@@ -5,13 +5,15 @@ Writes go to a uniquely named temporary file in the destination directory and ar
 Readers only ever open the exact names ``part.parquet`` / ``data.parquet`` / ``_schema.parquet``, so a
 temporary file left behind by a crash is never read as data.
 
-A day with no rows is written as a zero-row file carrying the frame's schema: it records "this day has
-no data" and replaces stale rows.  Each partitioned write also refreshes ``_schema.parquet`` (zero rows)
-so a read of days that were never written still returns the asset's columns.
+A day with no rows has no file: writing it removes the day's old file (``unlink`` is atomic too), so stale
+rows disappear. Most days of a training history have no activity, and a backfill over years would
+otherwise spend most of its file writes and reads on zero-row files. Each partitioned write refreshes
+``_schema.parquet`` (zero rows) so a read of days without a file still returns the asset's columns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Sequence
@@ -45,6 +47,13 @@ def _atomic_write(frame: pl.DataFrame, destination: Path) -> None:
         raise
 
 
+def _remove_day(path: Path) -> None:
+    """Drop a day's file (and its folder when nothing else is in it): the day now has no rows."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # never written, or a crashed writer's temp file is still there
+        path.parent.rmdir()
+
+
 class ParquetStore:
     """Parquet files for every asset under one root directory."""
 
@@ -65,10 +74,11 @@ class ParquetStore:
     def write_partitions(
         self, asset: str, frame: pl.DataFrame, *, partition_column: str, partitions: Sequence[date]
     ) -> dict[date, Path]:
-        """Replace the files of ``partitions`` with the rows of ``frame`` for each day; return the paths.
+        """Replace the files of ``partitions`` with the rows of ``frame`` for each day; return the written paths.
 
-        Every listed day gets a file, even with zero rows.  Rows belonging to a day not listed are a bug in
-        the caller (they would be silently dropped), so they raise ``ValueError`` before anything is written.
+        A listed day without rows loses its file (its stale rows go).  Rows belonging to a day not listed
+        are a bug in the caller (they would be silently dropped), so they raise ``ValueError`` before
+        anything is written.
         """
         if partition_column not in frame.columns:
             raise ValueError(f"{asset}: partition column {partition_column!r} not in frame columns {frame.columns}")
@@ -89,12 +99,14 @@ class ParquetStore:
             for (day,), part in frame.partition_by(partition_column, as_dict=True, maintain_order=True).items():
                 groups[day] = part
         _atomic_write(frame.clear(), self.asset_dir(asset) / SCHEMA_FILENAME)
-        empty = frame.clear()
-        written = {day: self.partition_path(asset, day) for day in days}
+        for day in days:
+            if day not in groups:
+                _remove_day(self.partition_path(asset, day))
+        written = {day: self.partition_path(asset, day) for day in days if day in groups}
         # A year of days is hundreds of small files whose cost is fsync latency: write them concurrently
         # (polars and fsync release the GIL). Each file is still replaced atomically on its own.
         with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
-            list(pool.map(lambda day: _atomic_write(groups.get(day, empty), written[day]), days))
+            list(pool.map(lambda day: _atomic_write(groups[day], written[day]), written))
         return written
 
     def write_unpartitioned(self, asset: str, frame: pl.DataFrame) -> Path:
@@ -117,27 +129,30 @@ class ParquetStore:
                     continue
         return sorted(days)
 
-    def _schema_frame(self, asset: str) -> pl.DataFrame:
+    def _schema_frame(self, asset: str, columns: Sequence[str] | None) -> pl.DataFrame:
         path = self.asset_dir(asset) / SCHEMA_FILENAME
         if path.is_file():
-            return pl.read_parquet(path, hive_partitioning=False)
+            return pl.read_parquet(path, columns=columns, hive_partitioning=False)
         return pl.DataFrame()
 
-    def read(self, asset: str, partitions: Sequence[date] | None = None) -> pl.DataFrame:
+    def read(
+        self, asset: str, partitions: Sequence[date] | None = None, *, columns: Sequence[str] | None = None
+    ) -> pl.DataFrame:
         """Rows of the given days (all written days when ``None``), in day order.
 
         Days without a file contribute nothing.  If the asset is unpartitioned, ``data.parquet`` is read
-        (``partitions`` must then be ``None``).
+        (``partitions`` must then be ``None``).  ``columns`` reads only those columns: a check that needs
+        ids and statuses never decompresses a quarter's worth of raw stream payloads.
         """
         unpartitioned = self.unpartitioned_path(asset)
         if partitions is None and unpartitioned.is_file():
-            return pl.read_parquet(unpartitioned, hive_partitioning=False)
+            return pl.read_parquet(unpartitioned, columns=columns, hive_partitioning=False)
         days = self.written_partitions(asset) if partitions is None else sorted(set(partitions))
         paths = [p for p in (self.partition_path(asset, d) for d in days) if p.is_file()]
         if not paths:
-            return self._schema_frame(asset)
+            return self._schema_frame(asset, columns)
         if len(paths) == 1:
-            return pl.read_parquet(paths[0], hive_partitioning=False)
+            return pl.read_parquet(paths[0], columns=columns, hive_partitioning=False)
         with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
-            frames = list(pool.map(lambda p: pl.read_parquet(p, hive_partitioning=False), paths))
+            frames = list(pool.map(lambda p: pl.read_parquet(p, columns=columns, hive_partitioning=False), paths))
         return pl.concat(frames, how="diagonal_relaxed")

@@ -38,12 +38,14 @@ def test_write_and_read_partitions(tmp_path) -> None:
     assert store.read("acts", [D2]).equals(_frame().filter(pl.col("activity_date") == D2))
 
 
-def test_empty_day_is_written_and_replaces_stale_rows(tmp_path) -> None:
+def test_empty_day_replaces_stale_rows_without_a_file(tmp_path) -> None:
     store = ParquetStore(tmp_path)
     store.write_partitions("acts", _frame(), partition_column="activity_date", partitions=[D1, D2])
     empty = _frame().clear()
     paths = store.write_partitions("acts", empty, partition_column="activity_date", partitions=[D1, D3])
-    assert paths[D3].is_file()
+    assert paths == {}
+    assert not store.partition_path("acts", D1).exists() and not store.partition_path("acts", D3).exists()
+    assert store.written_partitions("acts") == [D2]
     day1 = store.read("acts", [D1])
     assert day1.height == 0
     assert day1.schema == _frame().schema
