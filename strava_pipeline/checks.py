@@ -134,7 +134,7 @@ def _build_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDef
     def unique_activity_ids(
         context: dg.AssetCheckExecutionContext, landed: LandedDataResource
     ) -> dg.AssetCheckResult:
-        frame = landed.read("activities", _days(context))
+        frame = landed.read("activities", _days(context), ["activity_id"])
         dupes = duplicate_id_problems(frame)
         return dg.AssetCheckResult(
             passed=not dupes,
@@ -153,7 +153,8 @@ def _build_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDef
         context: dg.AssetCheckExecutionContext, landed: LandedDataResource
     ) -> dg.AssetCheckResult:
         days = _days(context)
-        raw, typed = landed.read("activities_raw", days), landed.read("activities", days)
+        raw = landed.read("activities_raw", days, ["activity_date"])
+        typed = landed.read("activities", days, ["activity_date"])
         bad = row_count_problems(raw, typed, days)
         return dg.AssetCheckResult(
             passed=not bad,
@@ -182,7 +183,8 @@ def _build_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDef
         context: dg.AssetCheckExecutionContext, landed: LandedDataResource
     ) -> dg.AssetCheckResult:
         days = _days(context)
-        activities_raw, streams_raw = landed.read("activities_raw", days), landed.read("streams_raw", days)
+        activities_raw = landed.read("activities_raw", days, ["activity_id", "payload"])
+        streams_raw = landed.read("streams_raw", days, ["activity_id", "status"])
         missing = missing_streams_problems(activities_raw, streams_raw)
         not_found = 0 if streams_raw.is_empty() else streams_raw.filter(pl.col("status") == "not_found").height
         return dg.AssetCheckResult(
@@ -207,7 +209,7 @@ def _build_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDef
     def streams_have_equal_length(
         context: dg.AssetCheckExecutionContext, landed: LandedDataResource
     ) -> dg.AssetCheckResult:
-        frame = landed.read("streams_raw", _days(context))
+        frame = landed.read("streams_raw", _days(context), ["activity_id", "status", "payload"])
         bad = unequal_stream_problems(frame)
         return dg.AssetCheckResult(
             passed=not bad,
@@ -230,7 +232,7 @@ def _build_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDef
     def heartrate_in_range(
         context: dg.AssetCheckExecutionContext, landed: LandedDataResource
     ) -> dg.AssetCheckResult:
-        frame = landed.read("activity_streams", _days(context))
+        frame = landed.read("activity_streams", _days(context), ["activity_id", "heartrate_bpm"])
         bad = heartrate_problems(frame)
         return dg.AssetCheckResult(
             passed=not bad,

@@ -14,7 +14,6 @@ from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.storage.parquet_store import ParquetStore
 from strava_pipeline.strava import RateLimiter, StravaClient, TokenStore
 
-
 class StravaResource(dg.ConfigurableResource):
     """Strava API v3 access for assets, sensors and checks.
 
@@ -71,9 +70,9 @@ class LandedDataResource(dg.ConfigurableResource):
 
     data_dir: str
 
-    def read(self, asset: str, days: list[date]) -> pl.DataFrame:
-        """An asset's landed rows for these days (empty where nothing landed yet)."""
-        return ParquetStore(Path(self.data_dir) / "parquet").read(asset, days)
+    def read(self, asset: str, days: list[date], columns: list[str] | None = None) -> pl.DataFrame:
+        """An asset's landed rows for these days (empty where nothing landed yet), optionally only some columns."""
+        return ParquetStore(Path(self.data_dir) / "parquet").read(asset, days, columns=columns)
 
     def landing_cache(self, name: str) -> LandingCache:
         """The write-ahead cache for one kind of document."""
