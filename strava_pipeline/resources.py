@@ -14,6 +14,11 @@ from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.storage.parquet_store import ParquetStore
 from strava_pipeline.strava import RateLimiter, StravaClient, TokenStore
 
+#: The Dagster concurrency pool of every asset that calls Strava: its limit (``dagster.yaml``) is how many
+#: such steps may run at once across all runs, so a schedule tick and a backfill share one API budget.
+STRAVA_API_POOL = "strava_api"
+
+
 class StravaResource(dg.ConfigurableResource):
     """Strava API v3 access for assets, sensors and checks.
 

@@ -8,7 +8,7 @@ import polars as pl
 from strava_pipeline.assets.partitions import BACKFILL_POLICY, PARTITION_COLUMN, partition_days
 from strava_pipeline.io_managers.metadata import schema_of
 from strava_pipeline.io_managers.warehouse import WAREHOUSE_KINDS
-from strava_pipeline.resources import StravaResource
+from strava_pipeline.resources import STRAVA_API_POOL, StravaResource
 from strava_pipeline.transforms.activities import (
     ACTIVITY_RAW_SCHEMA,
     ACTIVITY_SCHEMA,
@@ -27,7 +27,7 @@ def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
         group_name="raw",
         kinds=WAREHOUSE_KINDS,
         io_manager_key="warehouse",
-        pool="strava_api",
+        pool=STRAVA_API_POOL,
         partitions_def=partitions_def,
         backfill_policy=BACKFILL_POLICY,
         metadata={"partition_column": PARTITION_COLUMN, "dagster/column_schema": schema_of(ACTIVITY_RAW_SCHEMA)},

@@ -5,7 +5,7 @@ import polars as pl
 
 from strava_pipeline.io_managers.metadata import schema_of
 from strava_pipeline.io_managers.warehouse import WAREHOUSE_KINDS
-from strava_pipeline.resources import StravaResource
+from strava_pipeline.resources import STRAVA_API_POOL, StravaResource
 from strava_pipeline.strava import ApiResponse, StravaScopeError
 from strava_pipeline.transforms.athlete import (
     ATHLETE_RAW_SCHEMA,
@@ -30,7 +30,7 @@ def _raw_row(resource: str, resource_id: str, response: ApiResponse) -> dict[str
     group_name="raw",
     kinds=WAREHOUSE_KINDS,
     io_manager_key="warehouse",
-    pool="strava_api",
+    pool=STRAVA_API_POOL,
     metadata={"dagster/column_schema": schema_of(ATHLETE_RAW_SCHEMA)},
     description=(
         "Verbatim Strava responses for the authenticated athlete: `/athlete`, `/athlete/zones` and "

@@ -18,7 +18,7 @@ import polars as pl
 from strava_pipeline.assets.partitions import PARTITION_COLUMN, STREAMS_BACKFILL_POLICY, partition_days
 from strava_pipeline.io_managers.metadata import schema_of
 from strava_pipeline.io_managers.warehouse import WAREHOUSE_KINDS
-from strava_pipeline.resources import LandedDataResource, StravaResource
+from strava_pipeline.resources import STRAVA_API_POOL, LandedDataResource, StravaResource
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.strava import StravaClient
 from strava_pipeline.transforms.streams import STREAM_SCHEMA, STREAMS_RAW_SCHEMA, streams_frame, summary_fingerprint
@@ -54,7 +54,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         group_name="raw",
         kinds=WAREHOUSE_KINDS,
         io_manager_key="warehouse",
-        pool="strava_api",
+        pool=STRAVA_API_POOL,
         partitions_def=partitions_def,
         backfill_policy=STREAMS_BACKFILL_POLICY,
         metadata={"partition_column": PARTITION_COLUMN, "dagster/column_schema": schema_of(STREAMS_RAW_SCHEMA)},
