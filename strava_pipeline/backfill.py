@@ -8,7 +8,9 @@ interrupted backfill keeps every finished batch.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -39,6 +41,35 @@ def date_batches(start: date, end: date, size: int = MAX_PARTITIONS_PER_RUN) -> 
         last = min(end, current + timedelta(days=size - 1))
         yield current, last
         current = last + timedelta(days=1)
+
+
+#: Dagster's own switches for writing a ranged run's events in bulk. Batch size: each output's per-day
+#: materialisation events go to the event log in one INSERT (PostgreSQL storage) instead of one round
+#: trip each. Planned subset: one "materialisation planned" event per asset for a run's whole day range
+#: instead of one per day. The price of the second is Dagster's: partitions of a failed headless batch
+#: show as missing, not failed, in the UI (the command itself reports the failure and raises).
+EVENT_BATCHING_ENV = {"DAGSTER_EVENT_BATCH_SIZE": "1000", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
+
+
+@contextmanager
+def batched_event_writes() -> Iterator[None]:
+    """Turn on Dagster's bulk event writes for the duration of a headless backfill, then restore.
+
+    Without them, a year of daily partitions costs two event-log writes per asset and day, which
+    dominated a backfill over a sparse history (a 1,000-activity, two-year ingest spent more time
+    recording empty days than loading samples). Values the user exported win.
+    """
+    saved = {name: os.environ.get(name) for name in EVENT_BATCHING_ENV}
+    for name, value in EVENT_BATCHING_ENV.items():
+        os.environ.setdefault(name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _select(assets: Sequence[dg.AssetsDefinition], names: Sequence[str] | None) -> list[dg.AssetsDefinition]:
@@ -132,16 +163,17 @@ def run_backfill(
     unpartitioned = [a for a in selected if a.partitions_def is None and a.key not in late]
     partitioned = [a for a in selected if a.partitions_def is not None]
     derived = [a for a in selected if a.key in late]
-    if unpartitioned:
-        run(unpartitioned, "athlete")
-    for group in _policy_groups(partitioned, batch_days):
-        for batch_start, batch_end in date_batches(first, end, _batch_size(group[0], batch_days)):
-            tags = {
-                ASSET_PARTITION_RANGE_START_TAG: batch_start.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: batch_end.isoformat(),
-            }
-            run(group, f"{batch_start}..{batch_end}", tags)
-            report.batches.append((batch_start, batch_end))
-    if derived:
-        run(derived, "whole history")
+    with batched_event_writes():
+        if unpartitioned:
+            run(unpartitioned, "athlete")
+        for group in _policy_groups(partitioned, batch_days):
+            for batch_start, batch_end in date_batches(first, end, _batch_size(group[0], batch_days)):
+                tags = {
+                    ASSET_PARTITION_RANGE_START_TAG: batch_start.isoformat(),
+                    ASSET_PARTITION_RANGE_END_TAG: batch_end.isoformat(),
+                }
+                run(group, f"{batch_start}..{batch_end}", tags)
+                report.batches.append((batch_start, batch_end))
+        if derived:
+            run(derived, "whole history")
     return report
