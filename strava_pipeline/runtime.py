@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy.exc
 
+from strava_pipeline.resources import STRAVA_API_POOL
 from strava_pipeline.settings import PROJECT_ROOT, Settings
 from strava_pipeline.storage.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from strava_pipeline.storage.migrations import apply_migrations
@@ -27,9 +29,33 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
 
     Headless backfills record their runs here, so the UI shows them like any other run. Call inside
     ``pipeline_environment``, which exports what ``dagster.yaml`` reads.
+
+    The storages keep their connections open for the life of the command (Dagster's PostgreSQL
+    storages otherwise open a connection per event: about 10 ms each, thousands of times in a backfill).
+    No statement timeout: a run's own writes may legitimately take long.
     """
     with dg.DagsterInstance.get() as instance:
+        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
+        _create_api_pool(instance)
         yield instance
+
+
+def _create_api_pool(instance: dg.DagsterInstance) -> None:
+    """Create the Strava API pool's limit row before any run needs it.
+
+    Dagster creates it on a step's first claim with an INSERT that falls back to an UPDATE inside the
+    same PostgreSQL transaction, which the failed INSERT has already aborted: two processes claiming the
+    pool for the first time at the same moment (two backfills started together on a new database) made
+    one of them fail. Here the loser of that race just finds the row the winner created.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits or STRAVA_API_POOL in storage.get_concurrency_keys():
+        return
+    try:
+        storage.initialize_concurrency_limit_to_default(STRAVA_API_POOL)
+    except sqlalchemy.exc.DBAPIError:
+        if STRAVA_API_POOL not in storage.get_concurrency_keys():
+            raise
 
 
 def _dagster_home() -> Path:
