@@ -3,8 +3,9 @@
 Against the simulator (real HTTP, configurable latency, default 100 ms per request) with N one-hour
 activities (default 1,000), each side runs in its own child process so its peak RSS is its own:
 
-- ours: ``strava_pipeline.backfill.run_backfill`` over the whole history (Dagster runs, listing,
-  concurrent stream requests through the shared rate limiter, typed tables, PostgreSQL + Parquet);
+- ours: what ``strava-pipeline backfill`` does over the whole history (Dagster runs recorded in the
+  persistent instance, listing, concurrent stream requests through the shared rate limiter, typed
+  tables, PostgreSQL + Parquet);
 - baseline: what a typical notebook does: plain ``requests``, one request at a time, then one
   ``INSERT`` per sample row (``executemany``) into an equivalent table.
 
@@ -16,6 +17,7 @@ Prints requests per activity, wall time, samples loaded per second, peak RSS, an
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import multiprocessing as mp
 import os
@@ -48,22 +50,39 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(env: dict[str, str], start: str, end: str, queue: mp.Queue) -> None:
-    """Child process: the pipeline's headless backfill, streams included."""
+def run_ours(env: dict[str, str], start: str, end: str, profile: str | None, queue: mp.Queue) -> None:
+    """Child process: what ``strava-pipeline backfill`` does, streams included.
+
+    The clock includes setting up the database and Dagster's persistent instance (its tables, in the
+    same PostgreSQL database), which a first backfill pays too.
+    """
     os.environ.update(env)
     from strava_pipeline.backfill import run_backfill
+    from strava_pipeline.runtime import dagster_instance, pipeline_environment
     from strava_pipeline.settings import Settings
 
-    settings = Settings.from_env()
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
     began = time.perf_counter()
-    run_backfill(
-        settings, date.fromisoformat(start), date.fromisoformat(end),
-        select=["activities_raw", "activities", "streams_raw", "activity_streams"], progress=lambda _: None,
-    )
+    steps: list[str] = []
+
+    def progress(message: str) -> None:
+        steps.append(f"{time.perf_counter() - began:7.1f} s  {message}")
+
+    with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
+        progress("database and Dagster instance ready")
+        run_backfill(
+            settings, date.fromisoformat(start), date.fromisoformat(end), instance=instance,
+            select=["activities_raw", "activities", "streams_raw", "activity_streams"], progress=progress,
+        )
     elapsed = time.perf_counter() - began
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     with psycopg.connect(env["STRAVA_PIPELINE_DATABASE_URL"]) as conn:
         samples = conn.execute("SELECT count(*) FROM strava.activity_streams").fetchone()[0]
-    queue.put({"seconds": elapsed, "samples": samples, "peak_rss_mib": _peak_rss_mib()})
+    queue.put({"seconds": elapsed, "samples": samples, "peak_rss_mib": _peak_rss_mib(), "steps": steps})
 
 
 def run_baseline(base_url: str, client_id: str, secret: str, refresh: str, db_url: str, queue: mp.Queue) -> None:
@@ -153,6 +172,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=100)
     parser.add_argument("--days", type=int, default=730, help="history length the activities are spread over")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--steps", action="store_true", help="print when each of our runs finished")
+    parser.add_argument("--profile", metavar="PATH", help="write a cProfile of our side to PATH (slows it down)")
     args = parser.parse_args()
 
     end = datetime.now(UTC).date() - timedelta(days=1)
@@ -178,7 +199,11 @@ def main() -> None:
                   f"{args.latency_ms:g} ms latency per request")
             _warm_up(sim, [s["id"] for s in summaries if not s["manual"]])
             sim.clear_request_log()
-            ours = _child(run_ours, env, start.isoformat(), end.isoformat())
+            ours = _child(run_ours, env, start.isoformat(), end.isoformat(), args.profile)
+            if args.steps:
+                print("\n".join(ours.pop("steps")))
+            else:
+                ours.pop("steps")
             log = sim.request_log
             stream_requests = sum(1 for e in log if e.path.endswith("/streams"))
             listing = sum(1 for e in log if e.path == "/api/v3/athlete/activities")
