@@ -107,7 +107,10 @@ def athlete_frame(raw: pl.DataFrame) -> pl.DataFrame:
         hr = zones.get("heart_rate") if isinstance(zones, Mapping) else None
         if isinstance(hr, Mapping):
             zone_values["hr_zones_custom"] = bool(hr.get("custom_zones"))
-            for i, zone in enumerate((hr.get("zones") or [])[:HR_ZONE_COUNT], start=1):
+            zone_list = hr.get("zones") or []
+            if not isinstance(zone_list, list):
+                raise PayloadError(zlabel, "heart_rate.zones", "is not an array")
+            for i, zone in enumerate(zone_list[:HR_ZONE_COUNT], start=1):
                 if not isinstance(zone, Mapping) or not isinstance(zone.get("min"), int | float):
                     raise PayloadError(zlabel, f"heart_rate.zones[{i - 1}].min", "is not a number")
                 zone_values[f"hr_zone_{i}_min_bpm"] = int(zone["min"])
