@@ -1,8 +1,9 @@
 """The fixed cost of a daily partition: a backfill over days without a single activity.
 
-Every day of every activity-level asset costs Dagster a planned and a materialisation event, an empty
-Parquet file and an empty partition replace in PostgreSQL, whether or not the athlete trained. This prints
-that floor, which bounds how fast any backfill over a long, sparse history can be.
+Every day of every activity-level asset costs Dagster a materialisation event (written in bulk per run)
+and the IO manager a partition replace in PostgreSQL and Parquet, whether or not the athlete trained. This
+prints that floor, which bounds how fast any backfill over a long, sparse history can be. It runs what
+``strava-pipeline backfill`` runs: runs recorded in the persistent instance in PostgreSQL.
 
     .venv/bin/python benchmarks/partition_overhead.py [--days 730]
 """
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from strava_pipeline.backfill import run_backfill
+from strava_pipeline.runtime import dagster_instance, pipeline_environment
 from strava_pipeline.settings import Settings
 from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
 from strava_pipeline.storage.databases import create_database
@@ -43,9 +45,10 @@ def main() -> None:
             "STRAVA_PIPELINE_DATABASE_URL": create_database(pg.url, f"ovh_{uuid.uuid4().hex[:8]}"),
         })
         logging.disable(logging.WARNING)
-        began = time.perf_counter()
-        run_backfill(Settings.from_env(), start, end, select=ASSETS, progress=lambda _: None)
-        elapsed = time.perf_counter() - began
+        with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
+            began = time.perf_counter()
+            run_backfill(settings, start, end, select=ASSETS, instance=instance, progress=lambda _: None)
+            elapsed = time.perf_counter() - began
         per = elapsed / (args.days * len(ASSETS)) * 1000
         print(f"{args.days} empty days x {len(ASSETS)} assets: {elapsed:.1f} s ({per:.1f} ms per asset-day)")
 
