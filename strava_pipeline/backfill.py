@@ -19,9 +19,13 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from strava_pipeline.assets import build_assets
 from strava_pipeline.assets.partitions import MAX_PARTITIONS_PER_RUN
+from strava_pipeline.assets.stream_fetching import StreamPrefetcher
+from strava_pipeline.assets.streams import StreamsConfig
 from strava_pipeline.checks import build_checks
-from strava_pipeline.definitions import build_resources
+from strava_pipeline.definitions import build_resources, strava_client
+from strava_pipeline.resources import LandedDataResource
 from strava_pipeline.settings import Settings
+from strava_pipeline.storage.parquet_store import ParquetStore
 
 
 @dataclass
@@ -70,6 +74,28 @@ def batched_event_writes() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _start_prefetch(settings: Settings) -> StreamPrefetcher | None:
+    """A prefetcher of the coming batches' streams (see ``StreamPrefetcher``), if there are credentials.
+
+    Its client never waits for a rate-limit window (``max_wait_seconds=0``): it only spends budget that is
+    free right now, and when that runs out the runs' own requests wait as usual.
+    """
+    if not (settings.client_id and settings.client_secret):
+        return None
+    client = strava_client(settings, max_wait_seconds=0)
+    store = ParquetStore(settings.parquet_dir)
+    return StreamPrefetcher(
+        client,
+        LandedDataResource(data_dir=str(settings.data_dir)).landing_cache("streams"),
+        lambda asset, days, columns: store.read(asset, days, columns=columns),
+        StreamsConfig().max_concurrent_requests,
+    )
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def _select(assets: Sequence[dg.AssetsDefinition], names: Sequence[str] | None) -> list[dg.AssetsDefinition]:
@@ -131,6 +157,9 @@ def run_backfill(
     streams), upstream groups first; unpartitioned assets built from partitioned ones (the daily
     training load, weekly summary, report) run once last. The asset checks of the selected assets run
     with them (blocking ones stop a batch's downstream assets and fail it).
+    While the runs load, the streams of the coming quarters are fetched ahead into the landing cache
+    (each quarter as soon as its summaries have landed), so network time overlaps loading; a request
+    is still made at most once per activity.
     A failed batch raises, leaving every earlier batch committed in both stores. Dagster's own event
     log lines go to the console from ``log_level`` up (the limiter's waits are warnings); every event is
     in the instance either way.
@@ -163,17 +192,38 @@ def run_backfill(
     unpartitioned = [a for a in selected if a.partitions_def is None and a.key not in late]
     partitioned = [a for a in selected if a.partitions_def is not None]
     derived = [a for a in selected if a.key in late]
+    groups = _policy_groups(partitioned, batch_days)
+    batches = [list(date_batches(first, end, _batch_size(group[0], batch_days))) for group in groups]
+    # Stream batches still to hand to the prefetcher, each once the summaries of all its days have landed.
+    ahead = next((list(b) for g, b in zip(groups, batches, strict=True)
+                  if any(a.key.to_user_string() == "streams_raw" for a in g)), [])
+    lists_summaries = any(a.key.to_user_string() == "activities_raw" for a in partitioned)
+    prefetcher = _start_prefetch(settings) if ahead else None
+
+    def prefetch_through(landed_until: date) -> None:
+        while prefetcher is not None and ahead and ahead[0][1] <= landed_until:
+            prefetcher.add(_days(*ahead.pop(0)))
+
     with batched_event_writes():
-        if unpartitioned:
-            run(unpartitioned, "athlete")
-        for group in _policy_groups(partitioned, batch_days):
-            for batch_start, batch_end in date_batches(first, end, _batch_size(group[0], batch_days)):
-                tags = {
-                    ASSET_PARTITION_RANGE_START_TAG: batch_start.isoformat(),
-                    ASSET_PARTITION_RANGE_END_TAG: batch_end.isoformat(),
-                }
-                run(group, f"{batch_start}..{batch_end}", tags)
-                report.batches.append((batch_start, batch_end))
-        if derived:
-            run(derived, "whole history")
+        try:
+            if unpartitioned:
+                run(unpartitioned, "athlete")
+            if not lists_summaries:
+                prefetch_through(end)
+            for group, group_batches in zip(groups, batches, strict=True):
+                for batch_start, batch_end in group_batches:
+                    tags = {
+                        ASSET_PARTITION_RANGE_START_TAG: batch_start.isoformat(),
+                        ASSET_PARTITION_RANGE_END_TAG: batch_end.isoformat(),
+                    }
+                    run(group, f"{batch_start}..{batch_end}", tags)
+                    report.batches.append((batch_start, batch_end))
+                    if any(a.key.to_user_string() == "activities_raw" for a in group):
+                        prefetch_through(batch_end)
+                prefetch_through(end)
+            if derived:
+                run(derived, "whole history")
+        finally:
+            if prefetcher is not None:
+                prefetcher.stop()
     return report

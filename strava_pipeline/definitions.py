@@ -7,6 +7,7 @@ own settings.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import dagster as dg
 
@@ -19,6 +20,7 @@ from strava_pipeline.resources import LandedDataResource, StravaResource
 from strava_pipeline.schedules import build_daily_schedule
 from strava_pipeline.sensors import build_new_activity_sensor
 from strava_pipeline.settings import Settings
+from strava_pipeline.strava import StravaClient
 
 
 def _optional_env(name: str) -> dg.EnvVar | None:
@@ -26,19 +28,33 @@ def _optional_env(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
+def strava_resource(settings: Settings, **overrides: Any) -> StravaResource:
+    """The Strava resource of a configuration (``overrides`` replace fields, e.g. for a backfill's prefetcher)."""
+    fields: dict[str, Any] = {
+        "client_id": dg.EnvVar("STRAVA_CLIENT_ID"),
+        "client_secret": dg.EnvVar("STRAVA_CLIENT_SECRET"),
+        "refresh_token": _optional_env("STRAVA_REFRESH_TOKEN"),
+        "base_url": settings.base_url,
+        "token_file": str(settings.token_file),
+        "rate_limit_state_file": str(settings.rate_limit_state_file),
+        "window_seconds": settings.rate_window_seconds,
+        "request_timeout_seconds": settings.request_timeout_seconds,
+    }
+    return StravaResource(**{**fields, **overrides})
+
+
+def strava_client(settings: Settings, **overrides: Any) -> StravaClient:
+    """A client outside any Dagster run (the backfill's prefetcher), with the settings' resolved secrets."""
+    return strava_resource(
+        settings, client_id=settings.client_id, client_secret=settings.client_secret,
+        refresh_token=settings.refresh_token, **overrides,
+    ).get_client()
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     """Resources for a configuration; secrets stay EnvVar references, never literal values."""
     return {
-        "strava": StravaResource(
-            client_id=dg.EnvVar("STRAVA_CLIENT_ID"),
-            client_secret=dg.EnvVar("STRAVA_CLIENT_SECRET"),
-            refresh_token=_optional_env("STRAVA_REFRESH_TOKEN"),
-            base_url=settings.base_url,
-            token_file=str(settings.token_file),
-            rate_limit_state_file=str(settings.rate_limit_state_file),
-            window_seconds=settings.rate_window_seconds,
-            request_timeout_seconds=settings.request_timeout_seconds,
-        ),
+        "strava": strava_resource(settings),
         "landed": LandedDataResource(data_dir=str(settings.data_dir)),
         "warehouse": WarehouseIOManager(
             data_dir=str(settings.data_dir),

@@ -8,7 +8,6 @@ moment it arrives so a failed run never wastes what it fetched. ``activity_strea
 what it read, since by then ``streams_raw`` has committed it.
 """
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
@@ -16,12 +15,13 @@ import dagster as dg
 import polars as pl
 
 from strava_pipeline.assets.partitions import PARTITION_COLUMN, STREAMS_BACKFILL_POLICY, partition_days
+from strava_pipeline.assets.stream_fetching import IN_FLIGHT, cache_key, plan_streams
 from strava_pipeline.io_managers.metadata import schema_of
 from strava_pipeline.io_managers.warehouse import WAREHOUSE_KINDS
 from strava_pipeline.resources import STRAVA_API_POOL, LandedDataResource, StravaResource
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.strava import StravaClient
-from strava_pipeline.transforms.streams import STREAM_SCHEMA, STREAMS_RAW_SCHEMA, streams_frame, summary_fingerprint
+from strava_pipeline.transforms.streams import STREAM_SCHEMA, STREAMS_RAW_SCHEMA, streams_frame
 
 
 class StreamsConfig(dg.Config):
@@ -31,19 +31,6 @@ class StreamsConfig(dg.Config):
     """Ignore landed and cached streams and request every activity again."""
     max_concurrent_requests: int = 8
     """Requests in flight at once; all share one rate limiter."""
-
-
-def cache_key(activity_id: int, fingerprint: str) -> str:
-    """Landing-cache key of one activity's streams: a changed recording never matches an old entry."""
-    return f"{activity_id}-{fingerprint}"
-
-
-def _fetch(client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str) -> tuple[str, bytes]:
-    """Fetch one activity's streams and write them to the landing cache before returning."""
-    response = client.get_activity_streams(activity_id)
-    body = b"" if response is None else response.body
-    cache.put(cache_key(activity_id, fingerprint), body)
-    return ("not_found" if response is None else "ok"), body
 
 
 def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -76,47 +63,36 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
             row["activity_id"]: row for row in landed.read("streams_raw", days).iter_rows(named=True)
         }
         cache = landed.landing_cache("streams")
+        plan = plan_streams(activities_raw, previous, cache, refetch=config.refetch)
         now = datetime.now(UTC)
-        rows: list[dict[str, object]] = []
-        to_fetch: list[tuple[int, date, str]] = []
-        reused = cached = 0
-        for activity_id, activity_date, payload in activities_raw.select(
-            "activity_id", "activity_date", "payload"
-        ).iter_rows():
-            summary = json.loads(payload)
-            if summary.get("manual"):
-                continue
-            fingerprint = summary_fingerprint(summary)
-            key = cache_key(activity_id, fingerprint)
-            old = previous.get(activity_id)
-            if old is not None and old["summary_fingerprint"] == fingerprint:
-                rows.append({**old, "activity_date": activity_date})
-                cache.discard([key])
-                reused += 1
-                continue
-            body = None if config.refetch else cache.get(key)
-            if body is not None:
-                rows.append(_row(activity_id, activity_date, fingerprint, body, now))
-                cached += 1
-            else:
-                to_fetch.append((activity_id, activity_date, fingerprint))
-        if to_fetch:
+        rows: list[dict[str, object]] = list(plan.reused_rows)
+        rows += [_row(a, d, f, body, now) for a, d, f, body in plan.cached]
+        requested = 0
+        if plan.to_fetch:
             client = strava.get_client()
+
+            def fetch(activity_id: int, fingerprint: str) -> tuple[bytes, bool]:
+                if config.refetch:
+                    return _fetch(client, cache, activity_id, fingerprint), True
+                return IN_FLIGHT.fetch(client, cache, activity_id, fingerprint)
+
             with ThreadPoolExecutor(max_workers=max(1, config.max_concurrent_requests)) as pool:
-                futures = [
-                    (a, d, f, pool.submit(_fetch, client, cache, a, f)) for a, d, f in to_fetch
-                ]
+                futures = [(a, d, f, pool.submit(fetch, a, f)) for a, d, f in plan.to_fetch]
                 for activity_id, activity_date, fingerprint, future in futures:
-                    _, body = future.result()
+                    body, made_request = future.result()
+                    requested += made_request
                     rows.append(_row(activity_id, activity_date, fingerprint, body, datetime.now(UTC)))
+        reused, cached = len(plan.reused_rows), len(plan.cached)
+        ahead = len(plan.to_fetch) - requested
         frame = pl.DataFrame(rows, schema=STREAMS_RAW_SCHEMA).sort("activity_date", "activity_id")
         context.log.info(
-            f"streams for {frame.height} activities: {len(to_fetch)} requested, {reused} reused, "
-            f"{cached} from the landing cache"
+            f"streams for {frame.height} activities: {requested} requested, {reused} reused, "
+            f"{cached} from the landing cache, {ahead} fetched ahead by the backfill"
         )
         return dg.Output(
             frame,
-            metadata={"api_requests": len(to_fetch), "reused_landed": reused, "reused_cached": cached},
+            metadata={"api_requests": requested, "reused_landed": reused, "reused_cached": cached,
+                      "fetched_ahead": ahead},
         )
 
     @dg.asset(
@@ -141,6 +117,14 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         return frame
 
     return [streams_raw, activity_streams]
+
+
+def _fetch(client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str) -> bytes:
+    """A forced refetch: request regardless of what is cached, and cache the response before using it."""
+    response = client.get_activity_streams(activity_id)
+    body = b"" if response is None else response.body
+    cache.put(cache_key(activity_id, fingerprint), body)
+    return body
 
 
 def _row(activity_id: int, activity_date: date, fingerprint: str, body: bytes, fetched_at: datetime) -> dict:

@@ -127,3 +127,53 @@ def test_a_run_that_fails_after_fetching_wastes_no_stream_request(make_pipeline,
     assert _stream_requests(p) == []
     assert p.query("SELECT count(*) FROM strava.streams_raw")[0][0] == len(fetched)
     assert not any((p.settings.data_dir / "landing" / "streams").iterdir()), "committed entries are discarded"
+
+
+def test_backfill_fetches_later_quarters_ahead_and_still_requests_each_activity_once(make_pipeline) -> None:
+    from strava_pipeline.simulator import SimulatorConfig
+
+    p = make_pipeline(SimulatorConfig(seed=11, start_date=date(2024, 1, 1), end_date=date(2024, 9, 30),
+                                      activities=45, latency_ms=20))
+    non_manual = {s["id"] for s in p.sim.activities() if not s["manual"]}
+    instance = dg.DagsterInstance.ephemeral()
+    run_backfill(p.settings, date(2024, 1, 1), date(2024, 9, 30), select=STREAM_ASSETS, instance=instance,
+                 progress=lambda _: None)
+
+    requested = _stream_requests(p)
+    assert len(requested) == len(non_manual) == len(set(requested))
+    assert {i for i, in p.query("SELECT activity_id FROM strava.streams_raw")} == non_manual
+    # Three quarters, three runs of streams_raw: together they account for every activity exactly once,
+    # most of them requested ahead by the backfill's prefetcher rather than by the run itself.
+    runs = {}
+    for record in instance.fetch_materializations(dg.AssetKey("streams_raw"), limit=1000).records:
+        runs[record.run_id] = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    assert len(runs) == 3
+    accounted = sum(m["api_requests"] + m["fetched_ahead"] + m["reused_cached"] for m in runs.values())
+    assert accounted == len(non_manual)
+    assert sum(m["fetched_ahead"] + m["reused_cached"] for m in runs.values()) > 0
+    assert not list((p.settings.data_dir / "landing" / "streams").glob("[0-9]*")), "landing cache emptied"
+
+
+def test_concurrent_fetches_of_one_activity_make_one_request(make_pipeline, tmp_path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from strava_pipeline.assets.stream_fetching import InFlightFetches
+    from strava_pipeline.definitions import strava_client
+    from strava_pipeline.simulator import SimulatorConfig
+    from strava_pipeline.storage.landing_cache import LandingCache
+
+    p = make_pipeline(SimulatorConfig(seed=7, start_date=date(2024, 1, 1), end_date=date(2024, 1, 31),
+                                      activities=3, latency_ms=200))
+    activity = next(s for s in p.sim.activities() if not s["manual"])
+    client = strava_client(p.settings)
+    fetches, cache = InFlightFetches(), LandingCache(tmp_path / "landing")
+    p.sim.clear_request_log()
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: fetches.fetch(client, cache, activity["id"], "fp"), range(6)))
+    assert len(_stream_requests(p)) == 1
+    assert len({body for body, _ in results}) == 1 and sum(made for _, made in results) == 1
+    # Landed and dropped from the cache: a prefetch of the same recording is not paid for again.
+    cache.discard([f"{activity['id']}-fp"])
+    fetches.prefetch(client, cache, activity["id"], "fp")
+    assert len(_stream_requests(p)) == 1
+    client.close()
