@@ -39,6 +39,15 @@ def cache_key(activity_id: int, fingerprint: str) -> str:
     return f"{activity_id}-{fingerprint}"
 
 
+def fetch_and_land(client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str) -> bytes:
+    """Request one activity's streams and write the body (``b""`` for Strava's 404) to the landing cache
+    before anything else is done with it."""
+    response = client.get_activity_streams(activity_id)
+    body = b"" if response is None else response.body
+    cache.put(cache_key(activity_id, fingerprint), body)
+    return body
+
+
 @dataclass
 class StreamsPlan:
     """What a batch of activities needs: rows to reuse as they are, and requests to make."""
@@ -138,9 +147,7 @@ class InFlightFetches:
     ) -> bytes:
         key = cache_key(activity_id, fingerprint)
         try:
-            response = client.get_activity_streams(activity_id)
-            body = b"" if response is None else response.body
-            cache.put(key, body)
+            body = fetch_and_land(client, cache, activity_id, fingerprint)
         except BaseException as exc:
             owned.set_exception(exc)
             with self._lock:

@@ -15,12 +15,10 @@ import dagster as dg
 import polars as pl
 
 from strava_pipeline.assets.partitions import PARTITION_COLUMN, STREAMS_BACKFILL_POLICY, partition_days
-from strava_pipeline.assets.stream_fetching import IN_FLIGHT, cache_key, plan_streams
+from strava_pipeline.assets.stream_fetching import IN_FLIGHT, cache_key, fetch_and_land, plan_streams
 from strava_pipeline.io_managers.metadata import schema_of
 from strava_pipeline.io_managers.warehouse import WAREHOUSE_KINDS
 from strava_pipeline.resources import STRAVA_API_POOL, LandedDataResource, StravaResource
-from strava_pipeline.storage.landing_cache import LandingCache
-from strava_pipeline.strava import StravaClient
 from strava_pipeline.transforms.streams import STREAM_SCHEMA, STREAMS_RAW_SCHEMA, streams_frame
 
 
@@ -72,8 +70,8 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
             client = strava.get_client()
 
             def fetch(activity_id: int, fingerprint: str) -> tuple[bytes, bool]:
-                if config.refetch:
-                    return _fetch(client, cache, activity_id, fingerprint), True
+                if config.refetch:  # forced: request regardless of what is cached or in flight
+                    return fetch_and_land(client, cache, activity_id, fingerprint), True
                 return IN_FLIGHT.fetch(client, cache, activity_id, fingerprint)
 
             with ThreadPoolExecutor(max_workers=max(1, config.max_concurrent_requests)) as pool:
@@ -117,14 +115,6 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         return frame
 
     return [streams_raw, activity_streams]
-
-
-def _fetch(client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str) -> bytes:
-    """A forced refetch: request regardless of what is cached, and cache the response before using it."""
-    response = client.get_activity_streams(activity_id)
-    body = b"" if response is None else response.body
-    cache.put(cache_key(activity_id, fingerprint), body)
-    return body
 
 
 def _row(activity_id: int, activity_date: date, fingerprint: str, body: bytes, fetched_at: datetime) -> dict:
