@@ -94,6 +94,10 @@ def _start_prefetch(settings: Settings) -> StreamPrefetcher | None:
     )
 
 
+def _holds(assets: Sequence[dg.AssetsDefinition], name: str) -> bool:
+    return any(a.key.to_user_string() == name for a in assets)
+
+
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
@@ -195,9 +199,8 @@ def run_backfill(
     groups = _policy_groups(partitioned, batch_days)
     batches = [list(date_batches(first, end, _batch_size(group[0], batch_days))) for group in groups]
     # Stream batches still to hand to the prefetcher, each once the summaries of all its days have landed.
-    ahead = next((list(b) for g, b in zip(groups, batches, strict=True)
-                  if any(a.key.to_user_string() == "streams_raw" for a in g)), [])
-    lists_summaries = any(a.key.to_user_string() == "activities_raw" for a in partitioned)
+    ahead = next((list(b) for g, b in zip(groups, batches, strict=True) if _holds(g, "streams_raw")), [])
+    lists_summaries = _holds(partitioned, "activities_raw")
     prefetcher = _start_prefetch(settings) if ahead else None
 
     def prefetch_through(landed_until: date) -> None:
@@ -211,6 +214,7 @@ def run_backfill(
             if not lists_summaries:
                 prefetch_through(end)
             for group, group_batches in zip(groups, batches, strict=True):
+                lands_summaries = _holds(group, "activities_raw")
                 for batch_start, batch_end in group_batches:
                     tags = {
                         ASSET_PARTITION_RANGE_START_TAG: batch_start.isoformat(),
@@ -218,7 +222,7 @@ def run_backfill(
                     }
                     run(group, f"{batch_start}..{batch_end}", tags)
                     report.batches.append((batch_start, batch_end))
-                    if any(a.key.to_user_string() == "activities_raw" for a in group):
+                    if lands_summaries:
                         prefetch_through(batch_end)
                 prefetch_through(end)
             if derived:
