@@ -18,6 +18,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline_env import pipeline_env
+
 from strava_pipeline.assets.partitions import MAX_PARTITIONS_PER_RUN
 from strava_pipeline.backfill import date_batches, run_backfill
 from strava_pipeline.settings import Settings
@@ -47,13 +49,7 @@ def main() -> None:
                              read_limit=(1_000_000, 10_000_000), overall_limit=(1_000_000, 10_000_000))
     with tempfile.TemporaryDirectory() as tmp, start_embedded_postgres(Path(tmp) / "pg") as pg, \
             StravaSimulator(config) as sim:
-        os.environ.update({
-            "STRAVA_BASE_URL": sim.base_url, "STRAVA_CLIENT_ID": str(sim.client_id),
-            "STRAVA_CLIENT_SECRET": sim.client_secret, "STRAVA_REFRESH_TOKEN": sim.authorize()["refresh_token"],
-            "STRAVA_TOKEN_FILE": str(Path(tmp) / "tokens.json"), "STRAVA_HISTORY_START": start.isoformat(),
-            "STRAVA_PIPELINE_DATA_DIR": str(Path(tmp) / "data"),
-            "STRAVA_PIPELINE_DATABASE_URL": create_database(pg.url, f"cost_{uuid.uuid4().hex[:8]}"),
-        })
+        os.environ.update(pipeline_env(sim, tmp, start, create_database(pg.url, f"cost_{uuid.uuid4().hex[:8]}")))
         settings = Settings.from_env()
         select = ["athlete_raw", "athlete", "gear", "activities_raw", "activities", "streams_raw", "activity_streams"]
         summaries = sim.activities()

@@ -31,6 +31,7 @@ from queue import Empty
 
 import psycopg
 import requests
+from pipeline_env import pipeline_env
 
 from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
 from strava_pipeline.storage.databases import create_database, drop_database
@@ -188,13 +189,7 @@ def main() -> None:
         names = [f"bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
         ours_db, base_db = (create_database(pg.url, n) for n in names)
         try:
-            env = {
-                "STRAVA_BASE_URL": sim.base_url, "STRAVA_CLIENT_ID": str(sim.client_id),
-                "STRAVA_CLIENT_SECRET": sim.client_secret,
-                "STRAVA_REFRESH_TOKEN": sim.authorize()["refresh_token"],
-                "STRAVA_TOKEN_FILE": str(Path(tmp) / "tokens.json"), "STRAVA_HISTORY_START": start.isoformat(),
-                "STRAVA_PIPELINE_DATA_DIR": str(Path(tmp) / "data"), "STRAVA_PIPELINE_DATABASE_URL": ours_db,
-            }
+            env = pipeline_env(sim, tmp, start, ours_db)
             print(f"simulator: {len(summaries)} one-hour activities ({non_manual} with streams), "
                   f"{args.latency_ms:g} ms latency per request")
             _warm_up(sim, [s["id"] for s in summaries if not s["manual"]])

@@ -19,6 +19,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline_env import pipeline_env
+
 from strava_pipeline.backfill import run_backfill
 from strava_pipeline.runtime import dagster_instance, pipeline_environment
 from strava_pipeline.settings import Settings
@@ -37,13 +39,7 @@ def main() -> None:
     start = end - timedelta(days=args.days - 1)
     with tempfile.TemporaryDirectory() as tmp, start_embedded_postgres(Path(tmp) / "pg") as pg, \
             StravaSimulator(SimulatorConfig(seed=3, start_date=start, end_date=end, activities=0)) as sim:
-        os.environ.update({
-            "STRAVA_BASE_URL": sim.base_url, "STRAVA_CLIENT_ID": str(sim.client_id),
-            "STRAVA_CLIENT_SECRET": sim.client_secret, "STRAVA_REFRESH_TOKEN": sim.authorize()["refresh_token"],
-            "STRAVA_TOKEN_FILE": str(Path(tmp) / "tokens.json"), "STRAVA_HISTORY_START": start.isoformat(),
-            "STRAVA_PIPELINE_DATA_DIR": str(Path(tmp) / "data"),
-            "STRAVA_PIPELINE_DATABASE_URL": create_database(pg.url, f"ovh_{uuid.uuid4().hex[:8]}"),
-        })
+        os.environ.update(pipeline_env(sim, tmp, start, create_database(pg.url, f"ovh_{uuid.uuid4().hex[:8]}")))
         logging.disable(logging.WARNING)
         with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
             began = time.perf_counter()
