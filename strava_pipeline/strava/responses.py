@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
+
 from .errors import StravaPayloadError
 
 __all__ = ["ApiResponse", "redact_url"]
@@ -34,7 +36,17 @@ def redact_url(url: str) -> str:
 
 def decode_json(body: bytes, url: str) -> Any:
     """Parse a JSON body, turning any decoding failure into a :class:`StravaPayloadError` naming URL and
-    offset."""
+    offset.
+
+    Every response is parsed once to prove it is whole before it lands, and a stream set is ~150 kB of
+    numbers: orjson parses it about three times faster than ``json`` (the stdlib parser was the biggest
+    single CPU cost of a backfill). Only a body orjson refuses goes to ``json``, whose verdict and error
+    positions are the ones we report, so what is accepted and what an error says are unchanged.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body)
     except UnicodeDecodeError as exc:

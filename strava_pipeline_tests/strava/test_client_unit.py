@@ -18,7 +18,7 @@ from strava_pipeline.strava import (
     TokenStore,
 )
 from strava_pipeline.strava.client import _missing_scope
-from strava_pipeline.strava.responses import redact_url
+from strava_pipeline.strava.responses import decode_json, redact_url
 
 
 def client_for(base_url: str, tmp_path: Path, **kwargs: object) -> StravaClient:
@@ -65,6 +65,13 @@ def test_authorization_url(tmp_path: Path) -> None:
     assert "redirect_uri=http%3A%2F%2Flocalhost%3A8000%2Fcb" in url
     assert "response_type=code" in url and "scope=read,activity:read_all" in url and "state=s1" in url
     assert "SECRET" not in url
+
+
+def test_bodies_the_fast_parser_refuses_are_judged_by_the_standard_one() -> None:
+    # orjson (the fast path) refuses integers beyond 64 bits and NaN; the stdlib parser accepts both, and
+    # what we accept must not depend on which parser ran.
+    assert decode_json(b'{"id": 123456789012345678901234567890, "x": NaN}', "u")["id"] == 123456789012345678901234567890
+    assert decode_json('{"name": "Café 🚴"}'.encode(), "u") == {"name": "Café 🚴"}
 
 
 def test_api_response_json_error_names_url_and_byte_offset() -> None:
