@@ -15,13 +15,12 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
-import orjson
 import polars as pl
 
 from strava_pipeline.assets.partitions import daily_partitions
 from strava_pipeline.resources import LandedDataResource
 from strava_pipeline.settings import Settings
-from strava_pipeline.transforms.streams import DOCUMENTED_STREAM_TYPES, streams_by_type
+from strava_pipeline.transforms.streams import stream_lengths
 
 #: Plausible heart rate, bpm: below is a strap glitch, above is no human heart.
 HEARTRATE_MIN_BPM = 25
@@ -75,11 +74,10 @@ def unequal_stream_problems(streams_raw: pl.DataFrame) -> dict[int, dict[str, in
     ok = streams_raw.filter(pl.col("status") == "ok")
     for activity_id, payload in ok.select("activity_id", "payload").iter_rows():
         try:
-            streams = streams_by_type(orjson.loads(payload), f"activity {activity_id}")
-        except (ValueError, TypeError):  # PayloadError and JSONDecodeError are ValueErrors
+            lengths = stream_lengths(payload, f"activity {activity_id}")
+        except (ValueError, TypeError):  # PayloadError is a ValueError; a null payload is a TypeError
             problems[activity_id] = {"<payload>": -1}
             continue
-        lengths = {t: len(d) for t, d in streams.items() if t in DOCUMENTED_STREAM_TYPES}
         if len(set(lengths.values())) > 1:
             problems[activity_id] = lengths
     return problems

@@ -61,7 +61,7 @@ from .errors import (
     StravaTransientError,
 )
 from .rate_limiter import RateLimiter
-from .responses import ApiResponse, decode_json, redact_url
+from .responses import ApiResponse, check_json, decode_json, redact_url
 from .tokens import Tokens, TokenStore
 
 __all__ = ["ALL_STREAM_KEYS", "DEFAULT_SCOPE", "StravaClient"]
@@ -613,7 +613,7 @@ class StravaClient:
 
             if status == 200:
                 try:
-                    decode_json(body, returned_url)
+                    check_json(body, returned_url)
                 except StravaPayloadError as exc:
                     payload_failures += 1
                     if payload_failures > self.max_payload_retries:

@@ -10,10 +10,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
+import simdjson
 
 from .errors import StravaPayloadError
 
-__all__ = ["ApiResponse", "redact_url"]
+__all__ = ["ApiResponse", "check_json", "decode_json", "redact_url"]
 
 _SECRET_PARAMS = frozenset({"access_token", "refresh_token", "client_secret", "code"})
 
@@ -32,6 +33,22 @@ def redact_url(url: str) -> str:
     if len(kept) == len(pairs):
         return url
     return urlunsplit(parts._replace(query=urlencode(kept, safe=",")))
+
+
+def check_json(body: bytes, url: str) -> None:
+    """Raise :class:`StravaPayloadError` (as :func:`decode_json` would) unless ``body`` is whole JSON.
+
+    The client proves every body whole before it lands but keeps only the bytes, so there is no need to
+    build Python objects: simdjson validates a 150 kB stream set about three times faster than orjson
+    parses it. A body simdjson refuses (it also refuses numbers beyond 64 bits, which ``json`` accepts)
+    goes to :func:`decode_json`, whose verdict and error message are the ones that count.
+    """
+    try:
+        simdjson.Parser().parse(body)
+        return
+    except (ValueError, RuntimeError):  # simdjson's errors; a UnicodeDecodeError is a ValueError
+        pass
+    decode_json(body, url)
 
 
 def decode_json(body: bytes, url: str) -> Any:

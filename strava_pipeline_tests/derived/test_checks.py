@@ -19,6 +19,7 @@ from strava_pipeline.checks import (
 )
 from strava_pipeline.definitions import build_resources
 from strava_pipeline.storage.parquet_store import ParquetStore
+from strava_pipeline_tests.recordings import RECORDINGS
 
 CHECKS = {
     "unique_activity_ids": "activities",
@@ -180,6 +181,15 @@ def test_unequal_streams_only_documented_types_count() -> None:
     frame = pl.DataFrame({"activity_id": [1, 2, 3, 4], "status": ["ok", "ok", "not_found", "ok"],
                           "payload": [good, bad, None, "not json"]})
     assert unequal_stream_problems(frame) == {2: {"time": 3, "heartrate": 2}, 4: {"<payload>": -1}}
+
+
+def test_unequal_streams_are_found_in_the_array_form_and_recorded_bodies() -> None:
+    # Lengths come from simdjson's lazy arrays; the array form and real recordings must count the same.
+    recorded = (RECORDINGS / "elevate/sample_streams.fixture.json").read_text()  # array form, watts_calc
+    array_form = json.dumps([{"type": "time", "data": [0, 1, 2]}, {"type": "latlng", "data": [[1.0, 2.0]]}])
+    truncated = recorded[: len(recorded) // 2]
+    frame = pl.DataFrame({"activity_id": [1, 2, 3], "status": ["ok"] * 3, "payload": [recorded, array_form, truncated]})
+    assert unequal_stream_problems(frame) == {2: {"time": 3, "latlng": 1}, 3: {"<payload>": -1}}
 
 
 def test_heartrate_bounds_are_inclusive_and_nulls_allowed() -> None:

@@ -18,7 +18,7 @@ from strava_pipeline.strava import (
     TokenStore,
 )
 from strava_pipeline.strava.client import _missing_scope
-from strava_pipeline.strava.responses import decode_json, redact_url
+from strava_pipeline.strava.responses import check_json, decode_json, redact_url
 
 
 def client_for(base_url: str, tmp_path: Path, **kwargs: object) -> StravaClient:
@@ -67,11 +67,17 @@ def test_authorization_url(tmp_path: Path) -> None:
     assert "SECRET" not in url
 
 
-def test_bodies_the_fast_parser_refuses_are_judged_by_the_standard_one() -> None:
-    # orjson (the fast path) refuses integers beyond 64 bits and NaN; the stdlib parser accepts both, and
+def test_bodies_the_fast_parsers_refuse_are_judged_by_the_standard_one() -> None:
+    # orjson and simdjson (the fast paths) refuse integers beyond 64 bits and NaN; the stdlib parser accepts both, and
     # what we accept must not depend on which parser ran.
     assert decode_json(b'{"id": 123456789012345678901234567890, "x": NaN}', "u")["id"] == 123456789012345678901234567890
     assert decode_json('{"name": "Café 🚴"}'.encode(), "u") == {"name": "Café 🚴"}
+    # The client's whole-body check (simdjson, no objects built) agrees, and reports like decode_json.
+    check_json(b'{"id": 123456789012345678901234567890, "x": NaN}', "u")
+    body = '{"name": "Café", "x": '.encode()
+    with pytest.raises(StravaPayloadError) as info:
+        check_json(body, "https://www.strava.com/api/v3/athlete")
+    assert info.value.offset == len(body) and info.value.url.endswith("/athlete")
 
 
 def test_api_response_json_error_names_url_and_byte_offset() -> None:
