@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,15 @@ from hypothesis import strategies as st
 from strava_pipeline.transforms.activities import ACTIVITY_SCHEMA, activities_frame, raw_activities_frame
 from strava_pipeline.transforms.athlete import ATHLETE_RAW_SCHEMA, athlete_frame, gear_frame
 from strava_pipeline.transforms.errors import PayloadError
-from strava_pipeline.transforms.streams import STREAM_SCHEMA, STREAMS_RAW_SCHEMA, activity_stream_frame, streams_frame
+from strava_pipeline.transforms.streams import (
+    DOCUMENTED_STREAM_TYPES,
+    STREAM_SCHEMA,
+    STREAMS_RAW_SCHEMA,
+    activity_stream_frame,
+    stream_lengths,
+    streams_by_type,
+    streams_frame,
+)
 from strava_pipeline_tests.recordings import RECORDINGS, cassette_bodies, recorded_json
 
 FETCHED = datetime(2025, 10, 20, tzinfo=UTC)
@@ -209,6 +218,32 @@ def test_malformed_streams_land_or_name_the_activity_and_field(streams, array_fo
     assert frame.schema == pl.Schema(STREAM_SCHEMA)
     documented = [v for k, v in streams.items() if k != "undocumented" and isinstance(v, list)]
     assert frame.height == (len(documented[0]) if documented else 0)
+
+
+@HYPOTHESIS
+@given(
+    streams=st.dictionaries(st.sampled_from(STREAM_TYPES),
+                            st.one_of(st.lists(SAMPLE, max_size=40), JUNK), min_size=0, max_size=6),
+    array_form=st.booleans(),
+)
+def test_sample_counts_from_the_lazy_parser_match_the_transforms_parse(streams, array_form) -> None:
+    # The equal-length check counts samples with simdjson; the typed transform parses with orjson. They
+    # must agree on every payload: same counts, or both refuse it by name.
+    payload: Any = {k: {"data": v, "series_type": "distance"} for k, v in streams.items()}
+    if array_form:
+        payload = [{"type": k, **v} for k, v in payload.items()]
+    text = json.dumps(payload)  # NaN, Infinity and 70-bit integers included: both fast parsers refuse some
+    try:
+        expected: Any = {t: len(d) for t, d in streams_by_type(orjson.loads(text), "activity 5").items()
+                         if t in DOCUMENTED_STREAM_TYPES}
+    except (orjson.JSONDecodeError, PayloadError):
+        expected = PayloadError
+    try:
+        counted: Any = stream_lengths(text, "activity 5")
+    except PayloadError as exc:
+        _assert_payload_error(exc, "activity 5")
+        counted = PayloadError
+    assert counted == expected
 
 
 @HYPOTHESIS
