@@ -217,6 +217,8 @@ class RateLimiter:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             self._file_lock = FileLock(str(self.state_path) + ".lock", thread_local=False)
         self._memory_state: dict[str, Any] = self._empty_state()
+        self._announce_lock = threading.Lock()
+        self._announced_resume: float | None = None  # the reset time the last WARNING announced
         self.wait_count = 0  # number of waits (for tests and diagnostics)
         self.waited_seconds = 0.0
 
@@ -331,7 +333,8 @@ class RateLimiter:
                     f"which is longer than the allowed wait of {self.max_wait_seconds:.0f}s",
                     resets_at=_utc(reset_at),
                 )
-            self._log.warning(
+            self._log.log(
+                self._wait_log_level(resume_at),
                 "Strava rate limit: %s %s window at %s/%s (margin %d); waiting %.1fs, resuming at %s UTC",
                 bucket,
                 window,
@@ -344,6 +347,17 @@ class RateLimiter:
             self.wait_count += 1
             self.waited_seconds += wait
             self._sleep(wait)
+
+    def _wait_log_level(self, resume_at: float) -> int:
+        """WARNING for the first request to wait for a given reset, DEBUG for the others.
+
+        A backfill fetches with several threads, and all of them hit the same window at once: one line
+        saying "waiting until 12:15" tells the user everything, eight identical ones bury it.
+        """
+        with self._announce_lock:
+            first = self._announced_resume != resume_at
+            self._announced_resume = resume_at
+        return logging.WARNING if first else logging.DEBUG
 
     def _blockers(
         self, state: Mapping[str, Any], buckets: Sequence[str], now: float

@@ -179,6 +179,33 @@ def test_waits_before_exhaustion_and_logs_one_line(fake_clock: FakeClock, caplog
     assert limiter.snapshot().get("read", "15min").usage == 1
 
 
+def test_requests_waiting_for_the_same_reset_are_announced_once(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_clock.now = epoch("2026-03-01T12:10:00")
+    limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep, safety_margin=2)
+    limiter.acquire()
+    limiter.observe(headers("98,500"), 200)
+    waiting: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if not waiting:  # a second request arrives while the first waits for the same reset
+            waiting.append(seconds)
+            limiter.acquire()
+        fake_clock.sleep(seconds)
+
+    limiter._sleep = sleep
+    with caplog.at_level(logging.DEBUG, logger="strava_pipeline.strava"):
+        limiter.acquire()
+        waits = [r for r in caplog.records if "waiting" in r.getMessage()]
+        assert [r.levelno for r in waits] == [logging.WARNING, logging.DEBUG]
+        # A later window's wait is news again.
+        limiter.observe(headers("98,500"), 200)
+        limiter.acquire()
+    waits = [r for r in caplog.records if "waiting" in r.getMessage()]
+    assert [r.levelno for r in waits] == [logging.WARNING, logging.DEBUG, logging.WARNING]
+
+
 def test_zero_margin_allows_exactly_the_limit(fake_clock: FakeClock) -> None:
     limiter = RateLimiter(clock=fake_clock, sleep=fake_clock.sleep, safety_margin=0)
     limiter.acquire()

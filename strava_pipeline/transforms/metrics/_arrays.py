@@ -2,9 +2,9 @@
 
 Stream inputs arrive as polars Series (the typed stream table), numpy arrays (callers that already hold
 them) or plain sequences (tests).  Every metric normalises them to Python lists here, so the formulas
-themselves are plain loops over one representation, with no surprise dtype promotion.  Streams of one activity are at most a few tens of thousands of samples, so
-plain Python is fast enough (milliseconds) and keeps each formula readable next to its published
-definition.
+themselves are plain loops over one representation, with no surprise dtype promotion.  Streams of one
+activity are at most a few tens of thousands of samples, so plain Python is fast enough (milliseconds)
+and keeps each formula readable next to its published definition.
 """
 
 from __future__ import annotations
