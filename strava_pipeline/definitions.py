@@ -66,7 +66,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole code location for one configuration."""
     partitions = daily_partitions(settings.history_start, settings.timezone)
-    job = build_sync_job(partitions)
+    job = build_sync_job()
     return dg.Definitions(
         assets=build_assets(settings),
         asset_checks=build_checks(settings),

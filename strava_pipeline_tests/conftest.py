@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 
@@ -71,6 +72,13 @@ class Pipeline:
 
     def ids(self, table: str) -> list[int]:
         return [r[0] for r in self.query(f"SELECT activity_id FROM strava.{table} ORDER BY activity_id")]
+
+
+@pytest.fixture
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """An in-memory Dagster instance for tests that inspect runs and events; disposed (with its temp dir)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from strava_pipeline.assets.activities import build_activity_assets
@@ -14,9 +16,16 @@ from strava_pipeline.settings import Settings
 
 
 def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
-    """Every asset of the pipeline."""
+    """Every asset of the pipeline.
+
+    The partitioned assets carry backfill policies (a year of summaries or a quarter of streams per run),
+    which Dagster still marks beta: that choice is made here once, so loading the definitions (the UI,
+    the daemon, every CLI command) does not repeat the warning for each asset.
+    """
     partitions = daily_partitions(settings.history_start, settings.timezone)
-    return [
-        athlete_raw, athlete, gear, *build_activity_assets(partitions), *build_stream_assets(partitions),
-        *build_derived_assets(partitions), training_report,
-    ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy")
+        return [
+            athlete_raw, athlete, gear, *build_activity_assets(partitions), *build_stream_assets(partitions),
+            *build_derived_assets(partitions), training_report,
+        ]

@@ -129,13 +129,15 @@ def test_a_run_that_fails_after_fetching_wastes_no_stream_request(make_pipeline,
     assert not any((p.settings.data_dir / "landing" / "streams").iterdir()), "committed entries are discarded"
 
 
-def test_backfill_fetches_later_quarters_ahead_and_still_requests_each_activity_once(make_pipeline) -> None:
+def test_backfill_fetches_later_quarters_ahead_and_still_requests_each_activity_once(
+    make_pipeline, dagster_instance
+) -> None:
     from strava_pipeline.simulator import SimulatorConfig
 
     p = make_pipeline(SimulatorConfig(seed=11, start_date=date(2024, 1, 1), end_date=date(2024, 9, 30),
                                       activities=45, latency_ms=20))
     non_manual = {s["id"] for s in p.sim.activities() if not s["manual"]}
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     run_backfill(p.settings, date(2024, 1, 1), date(2024, 9, 30), select=STREAM_ASSETS, instance=instance,
                  progress=lambda _: None)
 
