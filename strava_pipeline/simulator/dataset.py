@@ -25,6 +25,8 @@ from strava_pipeline.simulator.sports import BIKES, PROFILES, SHOES, ZONES, Spor
 from strava_pipeline.transforms import polyline
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Highest average power, as a fraction of FTP, of a simulated ride longer than three hours.
+LONG_RIDE_MAX_INTENSITY = 0.7
 ALT_GRID = 120  # points used to derive elevation totals from the analytic profile
 _SIN = [math.sin(2 * math.pi * i / ALT_GRID) for i in range(ALT_GRID)]
 _COS = [math.cos(2 * math.pi * i / ALT_GRID) for i in range(ALT_GRID)]
@@ -346,7 +348,13 @@ class ActivityFactory:
         if rng.random() < (0.6 if sport == "Swim" else 0.93):
             avg_hr = rng.randint(*prof.hr_avg)
             hr = (avg_hr, min(self.athlete.max_hr, avg_hr + rng.randint(12, 30)))
-        watts = rng.randint(*prof.watts) if prof.watts else None
+        watts = None
+        if prof.watts:
+            # Relative to the athlete's FTP, as real riders pace: nobody holds threshold for five hours.
+            intensity = rng.uniform(*prof.watts)
+            if moving > 3 * 3600:
+                intensity = min(intensity, LONG_RIDE_MAX_INTENSITY)
+            watts = round(self.athlete.ftp * intensity)
         device_watts = watts is not None and rng.random() < prof.power_meter_rate
         is_calc = watts_calc if watts_calc is not None else sport == "VirtualRide"
         temp = rng.randint(4, 31) if rng.random() < prof.temp_rate else None

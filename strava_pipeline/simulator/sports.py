@@ -22,7 +22,7 @@ class SportProfile:
     trainer: bool
     hr_avg: tuple[int, int]
     cadence: tuple[float, float] | None
-    watts: tuple[int, int] | None  # None = no power estimate at all
+    watts: tuple[float, float] | None  # average power as a fraction of the athlete's FTP; None = no power
     power_meter_rate: float  # chance of a real power meter (device_watts, watts stream)
     temp_rate: float
     climb: tuple[float, float]  # amplitude of the elevation profile, metres
@@ -48,19 +48,19 @@ PROFILES: dict[str, SportProfile] = {
             ("Trail Run ⛰️", "Sentier du matin", "山道トレイル", "Griffith Park loop"), True,
         ),
         SportProfile(
-            "Ride", "Ride", 18, (6.0, 9.0), (50, 200), True, False, (125, 150), (80, 95), (140, 230), 0.6, 0.6,
+            "Ride", "Ride", 18, (6.0, 9.0), (50, 200), True, False, (125, 150), (80, 95), (0.55, 0.85), 0.6, 0.6,
             (10, 80), 0.01, "road", ("Garmin Edge 540", "Wahoo ELEMNT BOLT"),
             ("Morning Ride", "Sortie vélo du dimanche 🥐", "Coffee ride ☕", "Велопрогулка",
              "サイクリング 🚴", "Hill repeats"), False,
         ),
         SportProfile(
             "MountainBikeRide", "Ride", 3, (3.5, 5.5), (60, 180), True, False, (130, 155), (70, 85),
-            (120, 200), 0.0, 0.5, (40, 120), 0.0, "mtb", ("Garmin Edge 840",),
+            (0.5, 0.8), 0.0, 0.5, (40, 120), 0.0, "mtb", ("Garmin Edge 840",),
             ("MTB 🤘", "Singletrack sesh", "VTT en forêt"), False,
         ),
         SportProfile(
             "VirtualRide", "VirtualRide", 8, (7.0, 10.0), (30, 90), False, True, (135, 158), (82, 95),
-            (170, 260), 1.0, 0.3, (10, 60), 0.0, "trainer", ("Zwift",),
+            (0.6, 0.95), 1.0, 0.3, (10, 60), 0.0, "trainer", ("Zwift",),
             ("Zwift - Watopia 🏝️", "Zwift - Tempus Fugit in Watopia", "Zwift - 東京ループ",
              "Zwift - Pacer Group Ride"), False,
         ),

@@ -54,6 +54,18 @@ def test_realism(sim) -> None:
     assert len(offsets) >= 4  # several zones, DST included
 
 
+def test_ride_power_is_paced_against_the_athletes_ftp(sim, api: Api) -> None:
+    # The demo's training report computes IF and TSS from this: a ride must not average above threshold,
+    # and a long one must be paced like one (IF 1.3 over nine hours would read as a broken tool).
+    ftp = api.get("/athlete").json()["ftp"]
+    rides = [a for a in sim.activities() if a.get("average_watts") is not None]
+    assert rides
+    for ride in rides:
+        assert 0.5 * ftp - 1 <= ride["average_watts"] <= 0.95 * ftp + 1, ride["name"]
+        if ride["moving_time"] > 3 * 3600:
+            assert ride["average_watts"] <= 0.7 * ftp + 1, ride["name"]
+
+
 def test_summary_agrees_with_streams(sim, api: Api) -> None:
     checked = 0
     for a in sim.activities():
