@@ -102,6 +102,8 @@ class SimulatorApp:
         self.streams = StreamCache(config.seed, config.stream_cache_mb * 2**20)
         self._log: deque[RequestLogEntry] = deque(maxlen=200_000)  # bounded for long CLI sessions
         self._log_lock = threading.Lock()
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     @property
     def athlete_id(self) -> int:
@@ -115,6 +117,26 @@ class SimulatorApp:
     def request_log(self) -> list[RequestLogEntry]:
         with self._log_lock:
             return list(self._log)
+
+    def request_started(self) -> None:
+        """Count a request in flight (the server calls this before handling, :meth:`request_done` after)."""
+        with self._idle:
+            self._in_flight += 1
+
+    def request_done(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being handled; False if ``timeout`` seconds pass first.
+
+        A client that gave up on a slow answer has moved on while the server still sleeps: its request is
+        logged only when the answer is finally sent, so a test that counts slow answers waits for this.
+        """
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     def clear_request_log(self) -> None:
         with self._log_lock:

@@ -68,8 +68,15 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        started = time.perf_counter()
         app = self.server.app
+        app.request_started()
+        try:
+            self._handle(app)
+        finally:
+            app.request_done()
+
+    def _handle(self, app: SimulatorApp) -> None:
+        started = time.perf_counter()
         wall = app.clock()
         url = urllib.parse.urlsplit(self.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}

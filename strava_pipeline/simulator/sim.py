@@ -116,6 +116,11 @@ class StravaSimulator:
     def clear_request_log(self) -> None:
         self.app.clear_request_log()
 
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Return once no request is being handled (slow answers to clients that timed out included)."""
+        if not self.app.wait_idle(timeout):
+            raise TimeoutError(f"the simulator was still handling requests after {timeout:g} s")
+
     def set_faults(self, spec: str) -> None:
         self.app.faults.set(spec)
 

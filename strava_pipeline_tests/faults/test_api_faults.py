@@ -57,6 +57,7 @@ def test_backfill_survives_api_faults(case: str, make_pipeline, monkeypatch: pyt
     run_backfill(p.settings, START, END, select=ASSETS,
                  progress=after_batch)
 
+    p.sim.wait_idle()  # slow answers to requests that timed out are logged once the server sends them
     log = p.sim.request_log
     api = [e for e in log if e.path.startswith("/api/v3/")]
     with_streams = [s for s in p.sim.activities() if not s["manual"]]

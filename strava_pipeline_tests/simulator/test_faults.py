@@ -86,6 +86,17 @@ def test_slow(sim, api: Api) -> None:
     assert api.get(f"/gear/{gear_id}").status_code == 200
 
 
+def test_wait_idle_returns_once_answers_to_clients_that_gave_up_are_logged(sim, api: Api) -> None:
+    sim.set_faults("gear:slow=#1@1.5")
+    gear_id = api.get("/athlete").json()["shoes"][0]["id"]
+    with pytest.raises(requests.Timeout):
+        api.session.get(f"{sim.base_url}/api/v3/gear/{gear_id}", timeout=0.3,
+                        headers={"Authorization": f"Bearer {api.token}"})
+    sim.wait_idle()
+    (slow,) = [e for e in sim.request_log if e.path.startswith("/api/v3/gear/")]
+    assert slow.duration >= 1.5
+
+
 def test_token_faults_and_admin_endpoint(sim, api: Api) -> None:
     tokens = sim.authorize("read")
     r = requests.post(f"{sim.base_url}/_simulator/faults", json={"spec": "token:502=#1"})
