@@ -75,7 +75,7 @@ def unequal_stream_problems(streams_raw: pl.DataFrame) -> dict[int, dict[str, in
     for activity_id, payload in ok.select("activity_id", "payload").iter_rows():
         try:
             lengths = stream_lengths(payload, f"activity {activity_id}")
-        except (ValueError, TypeError):  # PayloadError is a ValueError; a null payload is a TypeError
+        except ValueError:  # PayloadError: not JSON, not a stream set, or no payload at all
             problems[activity_id] = {"<payload>": -1}
             continue
         if len(set(lengths.values())) > 1:

@@ -121,6 +121,8 @@ def stream_lengths(payload: str, entity: str) -> dict[str, int]:
     sample (about a third of ``orjson.loads``). A document simdjson refuses (numbers beyond 64 bits) is
     parsed by orjson instead. Raises PayloadError (a ValueError) when the payload is not a stream set.
     """
+    if not isinstance(payload, str):
+        raise PayloadError(entity, "<streams payload>", f"is {type(payload).__name__}, not JSON text")
     try:
         parsed: Any = simdjson.Parser().parse(payload.encode())
     except (ValueError, RuntimeError):  # simdjson's errors; a UnicodeDecodeError is a ValueError

@@ -188,8 +188,9 @@ def test_unequal_streams_are_found_in_the_array_form_and_recorded_bodies() -> No
     recorded = (RECORDINGS / "elevate/sample_streams.fixture.json").read_text()  # array form, watts_calc
     array_form = json.dumps([{"type": "time", "data": [0, 1, 2]}, {"type": "latlng", "data": [[1.0, 2.0]]}])
     truncated = recorded[: len(recorded) // 2]
-    frame = pl.DataFrame({"activity_id": [1, 2, 3], "status": ["ok"] * 3, "payload": [recorded, array_form, truncated]})
-    assert unequal_stream_problems(frame) == {2: {"time": 3, "latlng": 1}, 3: {"<payload>": -1}}
+    frame = pl.DataFrame({"activity_id": [1, 2, 3, 4], "status": ["ok"] * 4,
+                          "payload": [recorded, array_form, truncated, None]})  # 4: "ok" yet nothing landed
+    assert unequal_stream_problems(frame) == {2: {"time": 3, "latlng": 1}, 3: {"<payload>": -1}, 4: {"<payload>": -1}}
 
 
 def test_heartrate_bounds_are_inclusive_and_nulls_allowed() -> None:
