@@ -77,21 +77,23 @@ def test_malformed_noheaders_expired(sim, api: Api) -> None:
     assert api.get("/athlete").status_code == 200
 
 
-def test_slow(sim, api: Api) -> None:
+def _give_up_on_a_slow_gear_request(sim, api: Api) -> str:
+    """Make the first gear request 1.5 s slow and time out on it after 0.3 s; return the gear id."""
     sim.set_faults("gear:slow=#1@1.5")
     gear_id = api.get("/athlete").json()["shoes"][0]["id"]
     with pytest.raises(requests.Timeout):
         api.session.get(f"{sim.base_url}/api/v3/gear/{gear_id}", timeout=0.3,
                         headers={"Authorization": f"Bearer {api.token}"})
+    return gear_id
+
+
+def test_slow(sim, api: Api) -> None:
+    gear_id = _give_up_on_a_slow_gear_request(sim, api)
     assert api.get(f"/gear/{gear_id}").status_code == 200
 
 
 def test_wait_idle_returns_once_answers_to_clients_that_gave_up_are_logged(sim, api: Api) -> None:
-    sim.set_faults("gear:slow=#1@1.5")
-    gear_id = api.get("/athlete").json()["shoes"][0]["id"]
-    with pytest.raises(requests.Timeout):
-        api.session.get(f"{sim.base_url}/api/v3/gear/{gear_id}", timeout=0.3,
-                        headers={"Authorization": f"Bearer {api.token}"})
+    _give_up_on_a_slow_gear_request(sim, api)
     sim.wait_idle()
     (slow,) = [e for e in sim.request_log if e.path.startswith("/api/v3/gear/")]
     assert slow.duration >= 1.5
