@@ -258,7 +258,7 @@ def test_token_near_expiry_is_refreshed_before_the_call(sim: Any, tmp_path: Path
     client = make_client(sim, tmp_path)
     client.get_athlete()
     clear_log(sim)
-    client._clock = lambda: time.time() + 21600 - 1800  # type: ignore[method-assign]  # 30 min left
+    client._oauth._clock = lambda: time.time() + 21600 - 1800  # type: ignore[method-assign]  # 30 min left
     client.get_athlete()
     assert [e.status for e in token_posts(sim)] == [200]
     assert [e.status for e in api_log(sim)] == [200]

@@ -17,8 +17,8 @@ from strava_pipeline.strava import (
     Tokens,
     TokenStore,
 )
-from strava_pipeline.strava.client import _missing_scope
 from strava_pipeline.strava.responses import check_json, decode_json, redact_url
+from strava_pipeline.strava.transport import _missing_scope
 
 
 def client_for(base_url: str, tmp_path: Path, **kwargs: object) -> StravaClient:
@@ -35,13 +35,13 @@ def client_for(base_url: str, tmp_path: Path, **kwargs: object) -> StravaClient:
 
 def test_urllib3_retries_only_connection_establishment(tmp_path: Path) -> None:
     client = client_for("https://www.strava.com", tmp_path, max_retries=4, backoff_factor=0.5)
-    retry = client._connect_retry()
+    retry = client._transport.connect_retry()
     assert retry.connect == 4
     assert retry.read == 0 and retry.status == 0 and retry.other == 0  # counted attempts are ours
     assert not retry.respect_retry_after_header  # else urllib3 would retry a 429 carrying Retry-After
     assert not retry.status_forcelist
     assert retry.backoff_factor == 0.5 and retry.backoff_jitter == 0.5
-    adapter = client._session.get_adapter("https://www.strava.com/api/v3/athlete")
+    adapter = client._transport.session.get_adapter("https://www.strava.com/api/v3/athlete")
     assert adapter.max_retries.connect == 4
 
 
