@@ -8,11 +8,11 @@ reads it back instead of asking again, and entries are discarded once their part
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from strava_pipeline.storage.files import write_atomic
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -30,17 +30,7 @@ class LandingCache:
 
     def put(self, key: str, body: bytes) -> None:
         """Store a document durably before anything else is done with it."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(key), body)
 
     def get(self, key: str) -> bytes | None:
         """The stored document, or None."""

@@ -1,4 +1,4 @@
-"""Apply the numbered SQL files in the repository's top-level ``sql/`` directory, once each, in order.
+"""Apply the numbered SQL files of ``storage/sql/`` (package data, so a wheel carries them), once each, in order.
 
 Files are named ``NNNN_description.sql``.  Each applied file is recorded in ``schema_migrations`` with a
 SHA-256 checksum, so editing a file after it was applied is reported instead of silently diverging.  Each
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import psycopg
@@ -25,7 +26,7 @@ __all__ = [
     "pending_migrations",
 ]
 
-DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+DEFAULT_SQL_DIR = Path(str(resources.files(__package__).joinpath("sql")))
 
 # Arbitrary constant identifying "schema migrations" among advisory locks in this database.
 _ADVISORY_LOCK_KEY = 0x5354_5241_5641_4D49  # "STRAVAMI"

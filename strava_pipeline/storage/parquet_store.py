@@ -14,8 +14,6 @@ otherwise spend most of its file writes and reads on zero-row files. Each partit
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -23,28 +21,20 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["ParquetStore"]
+from strava_pipeline.storage.files import TMP_SUFFIX, write_atomic
+
+__all__ = ["TMP_SUFFIX", "ParquetStore"]
 
 PART_FILENAME = "part.parquet"
 UNPARTITIONED_FILENAME = "data.parquet"
 SCHEMA_FILENAME = "_schema.parquet"
-TMP_SUFFIX = ".tmp"
 _DAY_PREFIX = "date="
 #: Concurrent file writes/reads of one call (I/O-bound: fsync and decompression release the GIL).
 _WRITERS = 8
 
 
 def _atomic_write(frame: pl.DataFrame, destination: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
-    try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
-        with open(tmp, "rb") as handle:  # make the content durable before it becomes visible
-            os.fsync(handle.fileno())
-        os.replace(tmp, destination)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(destination, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
 
 
 def _remove_day(path: Path) -> None:

@@ -27,7 +27,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import stat
 import threading
 import time
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+
+from strava_pipeline.storage.files import write_atomic
 
 from .errors import RECONNECT_HINT, StravaAuthError, StravaError
 
@@ -169,46 +170,6 @@ def _tighten_mode(path: Path) -> None:
         os.chmod(path, _FILE_MODE)
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Persist a rename: without this a crash can forget the ``os.replace`` on some filesystems."""
-    with contextlib.suppress(OSError):  # not supported everywhere (e.g. some network filesystems)
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = _FILE_MODE, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically with ``mode`` regardless of the umask.
-
-    A crash at any point leaves either the old complete file or the new complete file, never a partial one.
-    ``durable=False`` skips the fsyncs (still atomic, but a power cut may roll back to the previous version):
-    fine for state that is only an optimisation, like shared rate-limit counters.
-    """
-    directory = path.parent
-    tmp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        try:
-            os.fchmod(fd, mode)  # os.open's mode is filtered by the umask; fchmod is not
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if durable:
-        _fsync_dir(directory)
-
-
 class TokenStore:
     """A 0600 JSON file holding OAuth tokens (and the last seen API usage) per Strava application.
 
@@ -297,7 +258,7 @@ class TokenStore:
 
     def _write_document(self, doc: dict[str, Any]) -> None:
         doc["format"] = FORMAT
-        atomic_write_bytes(self.path, json.dumps(doc, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+        write_atomic(self.path, json.dumps(doc, indent=2, sort_keys=True).encode("utf-8") + b"\n")
 
     def _record(self, doc: Mapping[str, Any]) -> dict[str, Any] | None:
         record = doc["clients"].get(self.client_key)

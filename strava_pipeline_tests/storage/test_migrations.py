@@ -29,8 +29,12 @@ def _tables(url: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def test_default_sql_dir_is_repo_top_level() -> None:
-    assert Path(__file__).resolve().parents[2] / "sql" == DEFAULT_SQL_DIR
+def test_default_sql_dir_ships_inside_the_package() -> None:
+    """The migrations are package data, so an installed wheel finds them without a checkout."""
+    import strava_pipeline.storage
+
+    assert Path(strava_pipeline.storage.__file__).resolve().parent / "sql" == DEFAULT_SQL_DIR
+    assert [m.version for m in discover_migrations()][:2] == ["0001", "0002"]
 
 
 def test_applies_in_numeric_order_once(pg_url: str, sql_dir: Path) -> None:
