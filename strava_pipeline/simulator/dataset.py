@@ -21,8 +21,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import polyline
+
 from strava_pipeline.simulator.sports import BIKES, PROFILES, SHOES, ZONES, SportProfile
-from strava_pipeline.transforms import polyline
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Highest average power, as a fraction of FTP, of a simulated ride longer than three hours.
@@ -193,7 +194,7 @@ class Activity:
             "photo_count": 0,
             "map": {
                 "id": f"a{self.id}",
-                "summary_polyline": polyline.encode(self.waypoints or []) if gps else "",
+                "summary_polyline": polyline.encode(self.waypoints, 5) if gps and self.waypoints else "",
                 "resource_state": 2,
             },
             "trainer": self.trainer,

@@ -12,8 +12,9 @@ from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
+import polyline
+
 from strava_pipeline.simulator.dataset import Activity, iso_z
-from strava_pipeline.transforms import polyline
 
 MILE = 1609.34
 BEST_EFFORTS = (
@@ -111,7 +112,7 @@ def derive(act: Activity, streams: dict[str, list[Any]]) -> dict[str, Any]:
         out["best_efforts"] = _best_efforts(streams)
     if "latlng" in streams:
         step = max(1, n // 1500)
-        out["polyline"] = polyline.encode([*streams["latlng"][::step], streams["latlng"][-1]])
+        out["polyline"] = polyline.encode([*streams["latlng"][::step], streams["latlng"][-1]], 5)
     return out
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import requests
 
 from strava_pipeline import simulator
-from strava_pipeline.transforms import polyline
 from strava_pipeline_tests.simulator.conftest import Api
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,8 +67,5 @@ def test_concurrent_keep_alive_clients(sim, api: Api) -> None:
     # Latency (no ~40 ms Nagle/delayed-ACK stall) is measured by benchmarks/simulator_throughput.py.
 
 
-def test_public_api_and_polyline() -> None:
+def test_public_api() -> None:
     assert {"StravaSimulator", "SimulatorConfig", "RequestLogEntry"} <= set(simulator.__all__)
-    pts = [(38.5, -120.2), (40.7, -120.95), (43.252, -126.453)]
-    assert polyline.encode(pts) == "_p~iF~ps|U_ulLnnqC_mqNvxq`@"
-    assert polyline.decode(polyline.encode(pts)) == pts

@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+import polyline
 import requests
 
 from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
-from strava_pipeline.transforms import polyline
 from strava_pipeline_tests.simulator.conftest import Api
 
 
@@ -52,6 +52,27 @@ def test_realism(sim) -> None:
     assert any(a["start_date"][:10] != a["start_date_local"][:10] for a in acts)
     offsets = {a["utc_offset"] for a in acts}
     assert len(offsets) >= 4  # several zones, DST included
+
+
+def test_polylines_decode_to_the_route(sim, api: Api) -> None:
+    """Summary and detailed maps are Google polylines (precision 5) of the route the GPS stream follows."""
+    half_unit = 5e-6 + 1e-9  # precision 5 rounds each coordinate to the nearest 1e-5 degree
+    gps = [a for a in sim.activities() if a["map"]["summary_polyline"]][:6]
+    assert gps
+    for a in gps:
+        route = polyline.decode(a["map"]["summary_polyline"], 5)
+        assert len(route) >= 2
+        for got, want in ((route[0], a["start_latlng"]), (route[-1], a["end_latlng"])):
+            assert max(abs(g - w) for g, w in zip(got, want, strict=True)) <= half_unit + 5e-7  # want: 6 places
+        samples = api.get(f"/activities/{a['id']}/streams", keys="latlng", key_by_type="true").json()
+        latlng = samples["latlng"]["data"]
+        encoded = api.get(f"/activities/{a['id']}").json()["map"]["polyline"]
+        step = max(1, len(latlng) // 1500)  # the detailed map keeps one sample in `step`, and the last
+        expected = [*latlng[::step], latlng[-1]]
+        decoded = polyline.decode(encoded, 5)
+        assert len(decoded) == len(expected)
+        errors = [abs(g - w) for p, q in zip(decoded, expected, strict=True) for g, w in zip(p, q, strict=True)]
+        assert max(errors) <= half_unit
 
 
 def test_ride_power_is_paced_against_the_athletes_ftp(sim, api: Api) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from strava_pipeline.transforms.report import decode_polyline, format_duration, render_training_report
+from strava_pipeline.report import render_training_report
 
 CONSOLE = re.compile(r":CONSOLE[:(]")  # Chromium logs every console message (and uncaught error) so
 
@@ -74,26 +74,3 @@ def test_empty_history_renders_without_errors(run_chromium, tmp_path: Path) -> N
     result = run_chromium(path.as_uri(), "--dump-dom")
     assert _console_lines(result.stderr) == []
     assert 'data-charts-ready="true"' in result.stdout
-
-
-def test_names_cannot_break_out_of_the_page() -> None:
-    activities = pl.DataFrame({
-        "activity_id": [1], "activity_date": [datetime(2024, 1, 2).date()], "name": ["</script><b>x</b>"],
-        "sport_type": ["Run</script>"], "start_date_local": [datetime(2024, 1, 2, 8)], "start_lat": [48.0],
-        "manual": [False], "trainer": [False], "distance_m": [1000.0], "moving_time_s": [300],
-        "summary_polyline": ["_p~iF~ps|U_ulLnnqC_mqNvxq`@"],
-    })
-    weekly = pl.DataFrame({"week_start": [datetime(2024, 1, 1).date()], "sport_type": ["Run</script>"],
-                           "moving_time_s": [300.0], "distance_m": [1000.0], "load": [10.0]})
-    page = render_training_report(
-        athlete=pl.DataFrame(), activities=activities, metrics=pl.DataFrame(), daily_load=pl.DataFrame(),
-        weekly=weekly, route_points=pl.DataFrame(), generated_at=datetime(2024, 1, 3, tzinfo=UTC),
-    )
-    assert page.count("</script>") == 2  # the data block and the inline script, nothing injected
-    assert "&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;" in page
-
-
-def test_helpers() -> None:
-    assert decode_polyline("_p~iF~ps|U_ulLnnqC_mqNvxq`@") == [(38.5, -120.2), (40.7, -120.95), (43.252, -126.453)]
-    assert decode_polyline("_p~iF~ps|U_") == []
-    assert format_duration(59.6) == "1:00" and format_duration(3725) == "1:02:05" and format_duration(None) == "—"
