@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pipeline_env import pipeline_env
 
-from strava_pipeline.assets.partitions import MAX_PARTITIONS_PER_RUN
-from strava_pipeline.backfill import date_batches, run_backfill
+from strava_pipeline.cli.backfill import date_batches, run_backfill
+from strava_pipeline.defs.partitions import MAX_PARTITIONS_PER_RUN
 from strava_pipeline.settings import Settings
 from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
 from strava_pipeline.storage.databases import create_database

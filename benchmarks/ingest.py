@@ -58,8 +58,8 @@ def run_ours(env: dict[str, str], start: str, end: str, profile: str | None, que
     same PostgreSQL database), which a first backfill pays too.
     """
     os.environ.update(env)
-    from strava_pipeline.backfill import run_backfill
-    from strava_pipeline.runtime import dagster_instance, pipeline_environment
+    from strava_pipeline.cli.backfill import run_backfill
+    from strava_pipeline.cli.runtime import dagster_instance, pipeline_environment
     from strava_pipeline.settings import Settings
 
     profiler = cProfile.Profile() if profile else None

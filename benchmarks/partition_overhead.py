@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pipeline_env import pipeline_env
 
-from strava_pipeline.backfill import run_backfill
-from strava_pipeline.runtime import dagster_instance, pipeline_environment
+from strava_pipeline.cli.backfill import run_backfill
+from strava_pipeline.cli.runtime import dagster_instance, pipeline_environment
 from strava_pipeline.settings import Settings
 from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
 from strava_pipeline.storage.databases import create_database

@@ -14,9 +14,6 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-#: The repository root (where workspace.yaml, dagster.yaml and sql/ live).
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
 DEFAULT_BASE_URL = "https://www.strava.com"
 #: Strava opened in 2009; starting there means a default backfill can never miss an activity.
 DEFAULT_HISTORY_START = date(2009, 1, 1)

@@ -15,6 +15,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from strava_pipeline.cli.backfill import BackfillReport, run_backfill
 from strava_pipeline.settings import Settings
 from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
 from strava_pipeline.storage.databases import create_database, drop_database
@@ -114,3 +115,19 @@ def make_pipeline(
     yield make
     for sim in started:
         sim.stop()
+
+
+#: A month of a small synthetic athlete: every sport kind, manual entries, GPS and power.
+SMALL_ATHLETE_START, SMALL_ATHLETE_END = date(2024, 1, 1), date(2024, 1, 31)
+
+
+@pytest.fixture
+def backfilled(make_pipeline) -> Callable[..., tuple[Pipeline, BackfillReport]]:
+    """Start the simulator and backfill every asset (checks and the report included) over the month."""
+
+    def make(**kwargs: object) -> tuple[Pipeline, BackfillReport]:
+        config = SimulatorConfig(seed=11, start_date=SMALL_ATHLETE_START, end_date=SMALL_ATHLETE_END, activities=14)
+        p = make_pipeline(config, **kwargs)
+        return p, run_backfill(p.settings, SMALL_ATHLETE_START, SMALL_ATHLETE_END, progress=lambda _: None)
+
+    return make

@@ -6,6 +6,7 @@ number is metres or miles. ``sport_type`` stays free text: Strava keeps adding s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,7 +25,23 @@ ACTIVITY_RAW_SCHEMA: dict[str, pl.DataType] = {
     "activity_date": pl.Date,
     "fetched_at": UTC_TS,
     "payload": pl.String,
+    # Read from the payload once, here, for everyone who plans streams or checks them.
+    "manual": pl.Boolean,
+    "summary_fingerprint": pl.String,
 }
+
+#: Summary fields whose change means the recording itself changed (a crop, a re-upload). A rename, a
+#: new kudo or a gear change does not alter streams, so it must not cost an API request.
+STREAM_RELEVANT_FIELDS: tuple[str, ...] = (
+    "start_date", "elapsed_time", "moving_time", "distance", "upload_id", "external_id", "manual",
+    "has_heartrate", "device_watts",
+)
+
+
+def summary_fingerprint(summary: Mapping[str, Any]) -> str:
+    """A digest of the summary fields that change when an activity's recording changes."""
+    relevant = {key: summary.get(key) for key in STREAM_RELEVANT_FIELDS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 ACTIVITY_FIELDS: tuple[Field, ...] = (
@@ -130,6 +147,8 @@ def raw_activities_frame(
     ids: list[int] = []
     dates: list[date] = []
     payloads: list[str] = []
+    manual: list[bool] = []
+    fingerprints: list[str] = []
     seen: set[int] = set()
     for summary in summaries:
         activity_id = activity_id_of(summary)
@@ -140,14 +159,30 @@ def raw_activities_frame(
         ids.append(activity_id)
         dates.append(local_date)
         payloads.append(json.dumps(summary, ensure_ascii=False, separators=(",", ":")))
+        manual.append(bool(summary.get("manual")))
+        fingerprints.append(summary_fingerprint(summary))
     return pl.DataFrame(
         {
             "activity_id": ids,
             "activity_date": dates,
             "fetched_at": [fetched_at] * len(ids),
             "payload": payloads,
+            "manual": manual,
+            "summary_fingerprint": fingerprints,
         },
         schema=ACTIVITY_RAW_SCHEMA,
+    )
+
+
+def with_summary_columns(raw: pl.DataFrame) -> pl.DataFrame:
+    """``activities_raw`` rows with ``manual`` and ``summary_fingerprint``, computed from the payload for rows
+    that landed before those columns existed (mirrors made by version 0.1), as they are otherwise."""
+    if {"manual", "summary_fingerprint"} <= set(raw.columns):
+        return raw
+    summaries = [json.loads(p) for p in raw.get_column("payload").to_list()]
+    return raw.with_columns(
+        pl.Series("manual", [bool(s.get("manual")) for s in summaries], pl.Boolean),
+        pl.Series("summary_fingerprint", [summary_fingerprint(s) for s in summaries], pl.String),
     )
 
 

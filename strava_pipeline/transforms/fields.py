@@ -139,3 +139,6 @@ def extract_frame(
         for f in fields:
             columns[f.column].append(f.extract(payload, entity))
     return pl.DataFrame(columns, schema=schema_of(fields), strict=True)
+
+#: The column of every daily-partitioned table that holds its partition: the activity's local calendar date.
+PARTITION_COLUMN = "activity_date"

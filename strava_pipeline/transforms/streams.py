@@ -8,8 +8,6 @@ don't know (``watts_calc``, ``grade_adjusted_speed``, ...) stay in the raw layer
 
 from __future__ import annotations
 
-import hashlib
-import json
 import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -70,20 +68,6 @@ SCALAR_STREAMS: dict[str, str] = {
     "moving": "moving",
     "grade_smooth": "grade_pct",
 }
-
-#: Summary fields whose change means the recording itself changed (a crop, a re-upload). A rename, a
-#: new kudo or a gear change does not alter streams, so it must not cost an API request.
-STREAM_RELEVANT_FIELDS: tuple[str, ...] = (
-    "start_date", "elapsed_time", "moving_time", "distance", "upload_id", "external_id", "manual",
-    "has_heartrate", "device_watts",
-)
-
-
-def summary_fingerprint(summary: Mapping[str, Any]) -> str:
-    """A digest of the summary fields that change when an activity's recording changes."""
-    relevant = {key: summary.get(key) for key in STREAM_RELEVANT_FIELDS}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
 
 #: Parsed JSON objects and arrays: Python's, and simdjson's lazy ones (neither ``Mapping`` nor ``list``).
 _OBJECT_TYPES = (Mapping, simdjson.Object)

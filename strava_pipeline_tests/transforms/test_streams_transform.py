@@ -8,13 +8,13 @@ from datetime import date
 import polars as pl
 import pytest
 
+from strava_pipeline.transforms.activities import summary_fingerprint
 from strava_pipeline.transforms.errors import PayloadError
 from strava_pipeline.transforms.streams import (
     STREAM_SCHEMA,
     STREAMS_RAW_SCHEMA,
     activity_stream_frame,
     streams_frame,
-    summary_fingerprint,
 )
 from strava_pipeline_tests.recordings import RECORDINGS, recorded_json
 

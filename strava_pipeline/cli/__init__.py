@@ -1,0 +1,166 @@
+"""The `strava-pipeline` command.
+
+Each subcommand's work lives with the layer it drives (simulator, backfill, demo, storage); this module
+only parses arguments, so `strava-pipeline --help` is the one place a user discovers what the product
+can do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from strava_pipeline.settings import Settings
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Backfill a date range headlessly (no daemon), batch by batch."""
+    from strava_pipeline.cli.backfill import run_backfill
+    from strava_pipeline.cli.runtime import dagster_instance, pipeline_environment
+
+    with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
+        start = args.start or settings.history_start
+        end = args.end or _today()
+        select = [s.strip() for s in args.select.split(",")] if args.select else None
+        run_backfill(settings, start, end, select=select, instance=instance, log_level=args.log_level)
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Materialise the athlete and the most recent days: what the daily schedule does."""
+    from strava_pipeline.cli.backfill import run_backfill
+    from strava_pipeline.cli.runtime import dagster_instance, pipeline_environment
+
+    with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
+        end = _today()
+        first = end - timedelta(days=args.lookback_days - 1)
+        run_backfill(settings, first, end, instance=instance, log_level=args.log_level)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demo against the built-in simulator."""
+    from strava_pipeline.cli.demo import run_demo
+
+    return run_demo()
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Start `dagster dev` on 127.0.0.1 against the same database (and, without credentials, the simulator)."""
+    from contextlib import ExitStack
+
+    from strava_pipeline.cli.runtime import pipeline_environment
+
+    with ExitStack() as stack:
+        base = Settings.from_env()
+        if not base.client_id:
+            from strava_pipeline.cli.demo import demo_simulator
+
+            sim = stack.enter_context(demo_simulator(base))
+            print(f"No STRAVA_CLIENT_ID configured: using the simulator at {sim.base_url}")
+        stack.enter_context(pipeline_environment(Settings.from_env()))
+        command = [
+            sys.executable, "-m", "dagster", "dev",
+            "-m", "strava_pipeline.definitions",
+            "-h", args.host, "-p", str(args.port),
+        ]
+        print(f"Dagster UI: http://{args.host}:{args.port}")
+        child = subprocess.Popen(command, env=dict(os.environ))
+
+        def stop_child(signum: int, _frame: object) -> None:
+            # Forward SIGTERM so `dagster dev` (webserver, daemon, code server) never outlives us.
+            child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, stop_child)
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # the terminal sent SIGINT to `dagster dev` as well
+            return child.wait()
+
+
+def cmd_auth(args: argparse.Namespace) -> int:
+    """Connect a Strava account, or show the connection's status."""
+    from strava_pipeline.cli.auth import main as auth_main
+
+    return auth_main(args)
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    """Apply pending schema migrations (the package's storage/sql/)."""
+    from strava_pipeline.cli.runtime import pipeline_environment
+    from strava_pipeline.storage.migrations import apply_migrations
+
+    with pipeline_environment(Settings.from_env()) as settings:
+        assert settings.database_url is not None
+        applied = apply_migrations(settings.database_url)
+        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="strava-pipeline",
+        description="Mirror a Strava athlete's training history into Parquet and PostgreSQL.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="Backfill a simulated athlete end to end (no Strava account needed).")
+    demo.set_defaults(func=cmd_demo)
+
+    backfill = sub.add_parser("backfill", help="Backfill a date range headlessly, committing batch by batch.")
+    backfill.add_argument("--start", type=date.fromisoformat, help="first local date (default: history start)")
+    backfill.add_argument("--end", type=date.fromisoformat, help="last local date (default: today)")
+    backfill.add_argument("--select", help="comma-separated asset names (default: all)")
+    backfill.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
+    backfill.set_defaults(func=cmd_backfill)
+
+    sync = sub.add_parser("sync", help="Materialise the athlete and the most recent days.")
+    sync.add_argument("--lookback-days", type=int, default=3, help="days to refresh, ending today (default 3)")
+    sync.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
+    sync.set_defaults(func=cmd_sync)
+
+    ui = sub.add_parser("ui", help="Open the Dagster UI (dagster dev) on the same database.")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    db = sub.add_parser("db", help="Database maintenance.")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_sub.add_parser("migrate", help="Apply pending schema migrations.")
+    migrate.set_defaults(func=cmd_db_migrate)
+
+    auth = sub.add_parser("auth", help="Connect a Strava account (OAuth in the browser), or show its status.")
+    auth.add_argument("--status", action="store_true",
+                      help="show the athlete, granted scopes, token expiry and last API usage (never a token)")
+    auth.add_argument("--port", type=int, default=8721,
+                      help="loopback port of the redirect http://127.0.0.1:PORT/exchange_token (default 8721)")
+    auth.add_argument("--no-browser", "--paste", dest="paste", action="store_true",
+                      help="print the URL and read the redirect URL pasted on stdin (machines without a browser)")
+    auth.set_defaults(func=cmd_auth)
+
+    from strava_pipeline.simulator import cli as simulator_cli
+
+    simulate = sub.add_parser("simulate", help="Run the Strava-compatible simulator.")
+    simulator_cli.add_arguments(simulate)
+    simulate.set_defaults(func=simulator_cli.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

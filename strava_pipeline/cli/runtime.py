@@ -1,0 +1,112 @@
+"""Process environment for everything the `strava-pipeline` command launches.
+
+Dagster's instance and the IO managers both read the database URL from the environment. When the user
+configures none, the embedded PostgreSQL server is started here, once, and its URL exported, so the CLI,
+``dagster dev`` and every run process it spawns use the same server. The instance configuration is the
+package's ``defs/dagster.yaml``, written into ``<data dir>/dagster`` (the ``DAGSTER_HOME`` unless the user
+set their own), so an installed wheel needs no checkout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy.exc
+
+from strava_pipeline.defs.resources import STRAVA_API_POOL
+from strava_pipeline.settings import Settings
+from strava_pipeline.storage.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
+from strava_pipeline.storage.files import write_atomic
+from strava_pipeline.storage.migrations import apply_migrations
+
+DATABASE_URL_ENV = "STRAVA_PIPELINE_DATABASE_URL"
+
+
+@contextmanager
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """The persistent Dagster instance (``dagster.yaml``: storage in the pipeline's PostgreSQL).
+
+    Headless backfills record their runs here, so the UI shows them like any other run. Call inside
+    ``pipeline_environment``, which exports what ``dagster.yaml`` reads.
+
+    The storages keep their connections open for the life of the command (Dagster's PostgreSQL
+    storages otherwise open a connection per event: about 10 ms each, thousands of times in a backfill).
+    No statement timeout: a run's own writes may legitimately take long.
+    """
+    with dg.DagsterInstance.get() as instance:
+        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
+        _create_api_pool(instance)
+        yield instance
+
+
+def _create_api_pool(instance: dg.DagsterInstance) -> None:
+    """Create the Strava API pool's limit row before any run needs it.
+
+    Dagster creates it on a step's first claim with an INSERT that falls back to an UPDATE inside the
+    same PostgreSQL transaction, which the failed INSERT has already aborted: two processes claiming the
+    pool for the first time at the same moment (two backfills started together on a new database) made
+    one of them fail. Here the loser of that race just finds the row the winner created.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits or STRAVA_API_POOL in storage.get_concurrency_keys():
+        return
+    try:
+        storage.initialize_concurrency_limit_to_default(STRAVA_API_POOL)
+    except sqlalchemy.exc.DBAPIError:
+        if STRAVA_API_POOL not in storage.get_concurrency_keys():
+            raise
+
+
+def instance_config() -> str:
+    """The Dagster instance configuration the package ships (storage in the pipeline's PostgreSQL)."""
+    return resources.files("strava_pipeline.defs").joinpath("dagster.yaml").read_text(encoding="utf-8")
+
+
+def _dagster_home(dagster_dir: Path) -> Path:
+    """The folder holding ``dagster.yaml``: the user's DAGSTER_HOME if set, else ``dagster_dir`` with the
+    package's configuration written into it (refreshed when the package's changes)."""
+    configured = os.environ.get("DAGSTER_HOME")
+    if configured:
+        return Path(configured)
+    config = instance_config()
+    path = dagster_dir / "dagster.yaml"
+    if not path.is_file() or path.read_text(encoding="utf-8") != config:
+        write_atomic(path, config)
+    return dagster_dir
+
+
+@contextmanager
+def pipeline_environment(settings: Settings, *, keep_database_running: bool = False) -> Iterator[Settings]:
+    """Export the variables Dagster needs, start the embedded database if none is configured.
+
+    Yields the settings re-read from the prepared environment (with the database URL filled in). The
+    embedded server is stopped on exit unless another process still holds it or
+    ``keep_database_running`` is set.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    dagster_dir = settings.data_dir / "dagster"
+    (dagster_dir / "logs").mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(_dagster_home(dagster_dir))
+    os.environ.setdefault("STRAVA_PIPELINE_DAGSTER_DIR", str(dagster_dir))
+    os.environ.setdefault("STRAVA_PIPELINE_DAGSTER_LOGS_DIR", str(dagster_dir / "logs"))
+    server: EmbeddedPostgres | None = None
+    exported = False
+    if not settings.database_url:
+        server = start_embedded_postgres(settings.data_dir, keep_running=keep_database_running)
+        os.environ[DATABASE_URL_ENV] = server.url
+        exported = True
+    try:
+        prepared = Settings.from_env()
+        assert prepared.database_url is not None
+        apply_migrations(prepared.database_url)
+        yield prepared
+    finally:
+        if exported:
+            os.environ.pop(DATABASE_URL_ENV, None)
+        if server is not None and not keep_database_running:
+            server.stop()

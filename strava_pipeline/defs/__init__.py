@@ -1,0 +1,50 @@
+"""The Dagster code location: assets, checks, resources, the IO manager and automation, for one configuration.
+
+``build_definitions`` is the only constructor: ``strava_pipeline.definitions`` (what ``workspace.yaml``
+and ``dagster dev`` load) calls it once with the environment's settings, the CLI once per command with
+its own, and the headless backfill takes assets, checks and resources from that same object.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from strava_pipeline.defs.assets import build_assets
+from strava_pipeline.defs.automation import build_daily_schedule, build_new_activity_sensor, build_sync_job
+from strava_pipeline.defs.checks import build_checks
+from strava_pipeline.defs.io_manager import WarehouseIOManager
+from strava_pipeline.defs.partitions import daily_partitions
+from strava_pipeline.defs.resources import LandedDataResource, optional_env, strava_resource
+from strava_pipeline.settings import Settings
+
+__all__ = ["build_definitions", "build_resources"]
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Resources for a configuration; secrets stay EnvVar references, never literal values.
+
+    The warehouse IO manager is the default ``io_manager``: every table asset is stored in both stores
+    without naming it.
+    """
+    return {
+        "strava": strava_resource(settings),
+        "landed": LandedDataResource(data_dir=str(settings.data_dir)),
+        "io_manager": WarehouseIOManager(
+            data_dir=str(settings.data_dir),
+            database_url=optional_env("STRAVA_PIPELINE_DATABASE_URL"),
+        ),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The whole code location for one configuration."""
+    partitions = daily_partitions(settings.history_start, settings.timezone)
+    job = build_sync_job()
+    return dg.Definitions(
+        assets=build_assets(partitions),
+        asset_checks=build_checks(partitions),
+        jobs=[job],
+        schedules=[build_daily_schedule(job, timezone=settings.timezone, lookback_days=settings.sync_lookback_days)],
+        sensors=[build_new_activity_sensor(job, partitions, interval_seconds=settings.sensor_interval_seconds)],
+        resources=build_resources(settings),
+    )

@@ -1,0 +1,72 @@
+"""Activity summaries: the raw listing, partitioned by local date, and the typed table built from it."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from strava_pipeline.defs.metadata import WAREHOUSE_KINDS, table_metadata
+from strava_pipeline.defs.partitions import BACKFILL_POLICY, partition_days
+from strava_pipeline.defs.resources import STRAVA_API_POOL, StravaResource
+from strava_pipeline.transforms.activities import (
+    ACTIVITY_RAW_SCHEMA,
+    ACTIVITY_SCHEMA,
+    activities_frame,
+    listing_window,
+    raw_activities_frame,
+)
+from strava_pipeline.transforms.errors import PayloadError
+
+GROUP = "activities"
+
+
+def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The two activity-summary assets for a given partitioning (it depends on STRAVA_HISTORY_START)."""
+
+    @dg.asset(
+        name="activities_raw",
+        group_name=GROUP,
+        kinds=WAREHOUSE_KINDS,
+        pool=STRAVA_API_POOL,
+        partitions_def=partitions_def,
+        backfill_policy=BACKFILL_POLICY,
+        metadata=table_metadata(ACTIVITY_RAW_SCHEMA),
+    )
+    def activities_raw(context: dg.AssetExecutionContext, strava: StravaResource) -> dg.Output[pl.DataFrame]:
+        """Every SummaryActivity from `/athlete/activities`, verbatim, one row per activity, partitioned by
+        the activity's local calendar date. A run lists the whole partition range once (per_page=200 until
+        an empty page), widened by 14 h each side in UTC.
+        """
+        days = partition_days(context)
+        after, before = listing_window(days[0], days[-1])
+        client = strava.get_client()
+        summaries: list[object] = []
+        pages = 0
+        for page in client.iter_activity_pages(after=after, before=before):
+            pages += 1
+            items = page.json()
+            if not isinstance(items, list):
+                raise PayloadError(f"activity listing page {pages}", "<body>", "is not a JSON array")
+            summaries.extend(items)
+        frame = raw_activities_frame(summaries, datetime.now(UTC), days)  # type: ignore[arg-type]
+        context.log.info(
+            f"Listed {len(summaries)} activities in {pages} requests; {frame.height} fall in "
+            f"{days[0]}..{days[-1]} (local dates)."
+        )
+        return dg.Output(frame, metadata={"api_requests": pages, "activities_listed": len(summaries)})
+
+    @dg.asset(
+        name="activities",
+        group_name=GROUP,
+        kinds=WAREHOUSE_KINDS,
+        partitions_def=partitions_def,
+        backfill_policy=BACKFILL_POLICY,
+        metadata=table_metadata(ACTIVITY_SCHEMA),
+    )
+    def activities(activities_raw: pl.DataFrame) -> pl.DataFrame:
+        """Typed activity summaries (units in column names, sport_type as free text), built only from
+        `activities_raw`: rebuilding it never calls Strava.
+        """
+        return activities_frame(activities_raw)
+
+    return [activities_raw, activities]

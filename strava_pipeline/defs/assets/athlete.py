@@ -1,0 +1,64 @@
+"""Athlete-level assets: the profile, heart-rate zones and gear (raw), and their typed tables."""
+
+import dagster as dg
+import polars as pl
+
+from strava_pipeline.defs.metadata import WAREHOUSE_KINDS, table_metadata
+from strava_pipeline.defs.resources import STRAVA_API_POOL, StravaResource
+from strava_pipeline.strava import ApiResponse, StravaScopeError
+from strava_pipeline.transforms.athlete import (
+    ATHLETE_RAW_SCHEMA,
+    ATHLETE_SCHEMA,
+    GEAR_SCHEMA,
+    athlete_frame,
+    gear_frame,
+    gear_ids,
+)
+
+GROUP = "athlete"
+
+
+def _raw_row(resource: str, resource_id: str, response: ApiResponse) -> dict[str, object]:
+    return {
+        "resource": resource,
+        "resource_id": resource_id,
+        "fetched_at": response.fetched_at,
+        "payload": response.body.decode("utf-8"),
+    }
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=WAREHOUSE_KINDS,
+    pool=STRAVA_API_POOL,
+    metadata=table_metadata(ATHLETE_RAW_SCHEMA, partitioned=False),
+)
+def athlete_raw(context: dg.AssetExecutionContext, strava: StravaResource) -> dg.Output[pl.DataFrame]:
+    """Verbatim Strava responses for the authenticated athlete: `/athlete`, `/athlete/zones` and
+    `/gear/{id}` for every bike and pair of shoes (2 + gear requests). One row per document, payload as JSON.
+    """
+    client = strava.get_client()
+    profile = client.get_athlete()
+    athlete = profile.json()
+    athlete_id = str(athlete.get("id")) if isinstance(athlete, dict) else "unknown"
+    rows = [_raw_row("athlete", athlete_id, profile)]
+    try:
+        rows.append(_raw_row("zones", athlete_id, client.get_athlete_zones()))
+    except StravaScopeError as exc:
+        context.log.warning(f"Heart-rate zones skipped: {exc}")
+    for gear_id in gear_ids(athlete if isinstance(athlete, dict) else {}):
+        rows.append(_raw_row("gear", gear_id, client.get_gear(gear_id)))
+    frame = pl.DataFrame(rows, schema=ATHLETE_RAW_SCHEMA)
+    return dg.Output(frame, metadata={"api_requests": len(rows)})
+
+
+@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS, metadata=table_metadata(ATHLETE_SCHEMA, partitioned=False))
+def athlete(athlete_raw: pl.DataFrame) -> pl.DataFrame:
+    """The athlete profile as one typed row with heart-rate zone bounds, built from `athlete_raw`."""
+    return athlete_frame(athlete_raw)
+
+
+@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS, metadata=table_metadata(GEAR_SCHEMA, partitioned=False))
+def gear(athlete_raw: pl.DataFrame) -> pl.DataFrame:
+    """Bikes and shoes with their lifetime distance, built from `athlete_raw`."""
+    return gear_frame(athlete_raw)

@@ -1,0 +1,123 @@
+"""Per-activity streams: one API request per non-manual activity, spent exactly once.
+
+``streams_raw`` keeps each response verbatim (a 404 is recorded as ``not_found`` and never asked again);
+``activity_streams`` is the typed, one-row-per-sample table built from it. Which activities need a
+request is decided in ``ingest`` (landed rows and the landing cache are reused first); the IO manager
+empties the landing cache of what it has committed.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import polars as pl
+
+from strava_pipeline.defs.metadata import WAREHOUSE_KINDS, table_metadata
+from strava_pipeline.defs.partitions import STREAMS_BACKFILL_POLICY, partition_days
+from strava_pipeline.defs.resources import STRAVA_API_POOL, LandedDataResource, StravaResource
+from strava_pipeline.ingest.in_flight import IN_FLIGHT, fetch_and_land
+from strava_pipeline.ingest.stream_plan import plan_streams
+from strava_pipeline.transforms.activities import with_summary_columns
+from strava_pipeline.transforms.streams import STREAM_SCHEMA, STREAMS_RAW_SCHEMA, streams_frame
+
+GROUP = "streams"
+#: The landing cache every streams response is written to the moment it arrives.
+STREAMS_CACHE = "streams"
+
+
+class StreamsConfig(dg.Config):
+    """Run configuration of ``streams_raw``."""
+
+    refetch: bool = False
+    """Ignore landed and cached streams and request every activity again."""
+    max_concurrent_requests: int = 8
+    """Requests in flight at once; all share one rate limiter."""
+
+
+def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The two stream assets for a given partitioning."""
+
+    @dg.asset(
+        name="streams_raw",
+        group_name=GROUP,
+        kinds=WAREHOUSE_KINDS,
+        pool=STRAVA_API_POOL,
+        partitions_def=partitions_def,
+        backfill_policy=STREAMS_BACKFILL_POLICY,
+        metadata={**table_metadata(STREAMS_RAW_SCHEMA), "landing_cache": STREAMS_CACHE},
+    )
+    def streams_raw(
+        context: dg.AssetExecutionContext,
+        config: StreamsConfig,
+        activities_raw: pl.DataFrame,
+        strava: StravaResource,
+        landed: LandedDataResource,
+    ) -> dg.Output[pl.DataFrame]:
+        """Verbatim `/activities/{id}/streams` responses (all documented keys, key_by_type=true), one row per
+        non-manual activity; a 404 is recorded as status `not_found`. Streams already landed for an activity
+        whose recording did not change are reused, never requested twice.
+        """
+        days = partition_days(context)
+        previous = {} if config.refetch else {
+            row["activity_id"]: row for row in landed.read("streams_raw", days).iter_rows(named=True)
+        }
+        cache = landed.landing_cache(STREAMS_CACHE)
+        plan = plan_streams(with_summary_columns(activities_raw), previous, cache, refetch=config.refetch)
+        now = datetime.now(UTC)
+        rows: list[dict[str, object]] = list(plan.reused_rows)
+        rows += [_row(a, d, f, body, now) for a, d, f, body in plan.cached]
+        requested = 0
+        if plan.to_fetch:
+            client = strava.get_client()
+
+            def fetch(activity_id: int, fingerprint: str) -> tuple[bytes, bool]:
+                if config.refetch:  # forced: request regardless of what is cached or in flight
+                    return fetch_and_land(client, cache, activity_id, fingerprint), True
+                return IN_FLIGHT.fetch(client, cache, activity_id, fingerprint)
+
+            with ThreadPoolExecutor(max_workers=max(1, config.max_concurrent_requests)) as pool:
+                futures = [(a, d, f, pool.submit(fetch, a, f)) for a, d, f in plan.to_fetch]
+                for activity_id, activity_date, fingerprint, future in futures:
+                    body, made_request = future.result()
+                    requested += made_request
+                    rows.append(_row(activity_id, activity_date, fingerprint, body, datetime.now(UTC)))
+        reused, cached = len(plan.reused_rows), len(plan.cached)
+        ahead = len(plan.to_fetch) - requested
+        frame = pl.DataFrame(rows, schema=STREAMS_RAW_SCHEMA).sort("activity_date", "activity_id")
+        context.log.info(
+            f"streams for {frame.height} activities: {requested} requested, {reused} reused, "
+            f"{cached} from the landing cache, {ahead} fetched ahead by the backfill"
+        )
+        return dg.Output(
+            frame,
+            metadata={"api_requests": requested, "reused_landed": reused, "reused_cached": cached,
+                      "fetched_ahead": ahead},
+        )
+
+    @dg.asset(
+        name="activity_streams",
+        group_name=GROUP,
+        kinds=WAREHOUSE_KINDS,
+        partitions_def=partitions_def,
+        backfill_policy=STREAMS_BACKFILL_POLICY,
+        metadata=table_metadata(STREAM_SCHEMA),
+    )
+    def activity_streams(streams_raw: pl.DataFrame) -> pl.DataFrame:
+        """One row per sample: time offset, position, altitude, distance, velocity, heart rate, cadence,
+        power, temperature, moving, grade. Built from `streams_raw`; unknown stream types stay raw.
+        """
+        return streams_frame(streams_raw)
+
+    return [streams_raw, activity_streams]
+
+
+def _row(activity_id: int, activity_date: date, fingerprint: str, body: bytes, fetched_at: datetime) -> dict:
+    """A raw row; an empty body is how a 404 ("this activity has no streams") is recorded."""
+    return {
+        "activity_id": activity_id,
+        "activity_date": activity_date,
+        "summary_fingerprint": fingerprint,
+        "status": "ok" if body else "not_found",
+        "fetched_at": fetched_at,
+        "payload": body.decode("utf-8") if body else None,
+    }

@@ -1,0 +1,160 @@
+"""Data-quality checks on the raw and typed layers, run with the materialisations they check.
+
+Each check on a partitioned asset is partitioned like it and examines exactly the partitions of its run
+(``context.partition_keys``), reading what landed in Parquet: the copy every downstream asset reads.
+The checks are *blocking*: a failure stops the run's downstream assets (typed streams, metrics) before
+they compute numbers from bad data, and the run fails, so a headless backfill raises. The rules are the
+pure functions of ``transforms.quality``; each check below only reads its columns and reports.
+"""
+
+import inspect
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from strava_pipeline.defs.resources import LandedDataResource
+from strava_pipeline.ingest.summaries import read_summary_keys
+from strava_pipeline.transforms.quality import (
+    duplicate_id_problems,
+    heartrate_problems,
+    missing_streams_problems,
+    row_count_problems,
+    unequal_stream_problems,
+)
+
+#: How many offending ids a check lists in its metadata.
+SAMPLE = 20
+
+
+@dataclass
+class Verdict:
+    """What a check found: ``failure`` says what is wrong (None: passed); ``metadata`` is shown either way."""
+
+    failure: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+#: A check's body: (landed data, the run's days) -> verdict. Its name is the check's, its docstring the
+#: check's description.
+Rule = Callable[[LandedDataResource, list[date]], Verdict]
+
+
+def _ids(values: Sequence[Any]) -> dg.MetadataValue:
+    return dg.MetadataValue.json(sorted(values)[:SAMPLE])
+
+
+def unique_activity_ids(landed: LandedDataResource, days: list[date]) -> Verdict:
+    """No activity id appears twice (or is null) in the run's days of `activities` (Parquet)."""
+    frame = landed.read("activities", days, ["activity_id"])
+    dupes = duplicate_id_problems(frame)
+    return Verdict(
+        f"{len(dupes)} duplicated activity ids" if dupes else None,
+        {"activities": frame.height, "duplicated_ids": len(dupes), "sample": _ids(dupes)},
+    )
+
+
+def raw_and_typed_row_counts_agree(landed: LandedDataResource, days: list[date]) -> Verdict:
+    """Each day of the run has as many typed `activities` rows as `activities_raw` rows."""
+    raw = landed.read("activities_raw", days, ["activity_date"])
+    typed = landed.read("activities", days, ["activity_date"])
+    bad = row_count_problems(raw, typed, days)
+    return Verdict(
+        f"{len(bad)} days differ" if bad else None,
+        {
+            "raw_rows": raw.height,
+            "typed_rows": typed.height,
+            "days_differing": len(bad),
+            "sample": dg.MetadataValue.json(
+                {day: {"raw": r, "typed": t} for day, (r, t) in list(bad.items())[:SAMPLE]}
+            ),
+        },
+    )
+
+
+def every_activity_has_streams(landed: LandedDataResource, days: list[date]) -> Verdict:
+    """Every non-manual activity of the run's days in `activities_raw` has a `streams_raw` row: its streams,
+    or Strava's 404 recorded as `not_found`."""
+    summaries = read_summary_keys(landed.read, days)
+    streams_raw = landed.read("streams_raw", days, ["activity_id", "status"])
+    missing = missing_streams_problems(summaries, streams_raw)
+    not_found = 0 if streams_raw.is_empty() else streams_raw.filter(pl.col("status") == "not_found").height
+    return Verdict(
+        f"{len(missing)} activities without streams" if missing else None,
+        {
+            "activities": summaries.height,
+            "streams_rows": streams_raw.height,
+            "recorded_404": not_found,
+            "missing": len(missing),
+            "sample": _ids(missing),
+        },
+    )
+
+
+def streams_have_equal_length(landed: LandedDataResource, days: list[date]) -> Verdict:
+    """In each `streams_raw` payload, every documented stream array has the same length."""
+    frame = landed.read("streams_raw", days, ["activity_id", "status", "payload"])
+    bad = unequal_stream_problems(frame)
+    return Verdict(
+        f"{len(bad)} activities with unequal streams" if bad else None,
+        {
+            "activities_checked": frame.height,
+            "unequal": len(bad),
+            "sample": dg.MetadataValue.json({str(k): v for k, v in sorted(bad.items())[:SAMPLE]}),
+        },
+    )
+
+
+def heartrate_in_range(landed: LandedDataResource, days: list[date]) -> Verdict:
+    """Every heart-rate sample of `activity_streams` is within 25..250 bpm (nulls allowed): TRIMP, zones and
+    load would be wrong otherwise."""
+    frame = landed.read("activity_streams", days, ["activity_id", "heartrate_bpm"])
+    bad = heartrate_problems(frame)
+    return Verdict(
+        f"{sum(bad.values())} samples out of range in {len(bad)} activities" if bad else None,
+        {
+            "samples": frame.height,
+            "samples_out_of_range": sum(bad.values()),
+            "activities_affected": len(bad),
+            "sample": _ids(list(bad)),
+        },
+    )
+
+
+#: Every check, by the asset it checks.
+CHECKS: tuple[tuple[str, Rule], ...] = (
+    ("activities", unique_activity_ids),
+    ("activities", raw_and_typed_row_counts_agree),
+    ("streams_raw", every_activity_has_streams),
+    ("streams_raw", streams_have_equal_length),
+    ("activity_streams", heartrate_in_range),
+)
+
+
+def _blocking_check(asset: str, rule: Rule, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    """The one scaffold of every check: partitioned like its asset, blocking, run on the run's days."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=rule.__name__,
+        blocking=True,
+        partitions_def=partitions,
+        description=inspect.getdoc(rule),
+    )
+    def check(context: dg.AssetCheckExecutionContext, landed: LandedDataResource) -> dg.AssetCheckResult:
+        verdict = rule(landed, [date.fromisoformat(key) for key in context.partition_keys])
+        return dg.AssetCheckResult(passed=verdict.failure is None, description=verdict.failure,
+                                   metadata=verdict.metadata)
+
+    return check
+
+
+def build_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """Every asset check, partitioned like the assets they check."""
+    with warnings.catch_warnings():  # partitioned asset checks are a Dagster preview feature
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [_blocking_check(asset, rule, partitions) for asset, rule in CHECKS]

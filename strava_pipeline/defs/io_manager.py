@@ -1,0 +1,112 @@
+"""The IO manager every table asset uses: PostgreSQL and Parquet, partition by partition.
+
+Re-materialising a partition replaces exactly that partition in both stores: PostgreSQL deletes the
+partition's rows and COPYs the new ones in one transaction; Parquet writes one file per day to a temp
+name and renames it; a day with no rows loses its file, so stale rows disappear. PostgreSQL is written
+first because its constraints (unique activity ids) are the stricter check: if it refuses the data, the
+Parquet copy is left as it was. Downstream assets read Parquet, so rebuilding derived tables needs
+neither the API nor the database.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+import psycopg
+
+from strava_pipeline.defs.metadata import frame_metadata
+from strava_pipeline.ingest.stream_plan import committed_keys
+from strava_pipeline.storage.embedded_postgres import resolve_database_url
+from strava_pipeline.storage.landing_cache import LandingCache
+from strava_pipeline.storage.migrations import apply_migrations
+from strava_pipeline.storage.parquet_store import ParquetStore
+from strava_pipeline.storage.postgres_writer import PartitionWriteError, replace_partitions
+
+#: PostgreSQL schema holding every table the pipeline writes.
+DB_SCHEMA = "strava"
+
+_migration_lock = threading.Lock()
+_migrated: set[str] = set()
+
+
+def ready_database_url(configured_url: str | None, data_dir: Path) -> str:
+    """The database URL, with the embedded server started if needed and migrations applied once."""
+    url = resolve_database_url(configured_url, data_dir)
+    with _migration_lock:
+        if url not in _migrated:
+            apply_migrations(url)
+            _migrated.add(url)
+    return url
+
+
+def partition_column_of(definition_metadata: Any) -> str:
+    """Partitioned assets declare which column holds their partition date."""
+    column = (definition_metadata or {}).get("partition_column")
+    if not column:
+        raise dg.DagsterInvariantViolationError(
+            "partitioned assets written by the warehouse IO manager need metadata 'partition_column'"
+        )
+    return str(column)
+
+
+class WarehouseIOManager(dg.ConfigurableIOManager):
+    """Writes polars frames to ``strava.<asset>`` in PostgreSQL and to ``<data dir>/parquet/<asset>``."""
+
+    data_dir: str
+    database_url: str | None = None
+
+    @property
+    def parquet(self) -> ParquetStore:
+        """The Parquet side of the warehouse."""
+        return ParquetStore(Path(self.data_dir) / "parquet")
+
+    def connection_url(self) -> str:
+        """The PostgreSQL URL (configured, or the embedded server under the data dir)."""
+        return ready_database_url(self.database_url, Path(self.data_dir))
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        """Replace the output's partitions (or the whole table) in PostgreSQL, then in Parquet."""
+        if not isinstance(obj, pl.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()} must return a polars DataFrame")
+        asset = context.asset_key.path[-1]
+        table = f"{DB_SCHEMA}.{asset}"
+        partitions: list[date] | None = None
+        column: str | None = None
+        if context.has_asset_partitions:
+            column = partition_column_of(context.definition_metadata)
+            partitions = [date.fromisoformat(key) for key in context.asset_partition_keys]
+        try:
+            conn = psycopg.connect(self.connection_url())
+        except psycopg.OperationalError as exc:
+            which = f"{partitions[0]}..{partitions[-1]}" if partitions else "the whole table"
+            raise PartitionWriteError(
+                f"cannot reach PostgreSQL to write {table} ({which}); nothing was written: {exc}"
+            ) from None
+        with conn:
+            replace_partitions(conn, table, obj, partition_column=column, partitions=partitions)
+        if partitions is not None and column is not None:
+            self.parquet.write_partitions(asset, obj, partition_column=column, partitions=partitions)
+            location = str(Path(self.data_dir) / "parquet" / asset)
+            written = len(partitions)
+        else:
+            location = str(self.parquet.write_unpartitioned(asset, obj))
+            written = 1
+        if cache := (context.definition_metadata or {}).get("landing_cache"):
+            # Committed in both stores: the write-ahead copies of these rows are now redundant.
+            LandingCache(Path(self.data_dir) / "landing" / str(cache)).discard(committed_keys(obj))
+        context.add_output_metadata(
+            frame_metadata(obj, partitions=written, postgres_table=table, parquet_path=dg.MetadataValue.path(location))
+        )
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        """Read the upstream asset's partitions (or whole table) from Parquet."""
+        asset = context.asset_key.path[-1]
+        if context.has_asset_partitions:
+            days = [date.fromisoformat(key) for key in context.asset_partition_keys]
+            return self.parquet.read(asset, days)
+        return self.parquet.read(asset)

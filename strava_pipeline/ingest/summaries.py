@@ -1,0 +1,28 @@
+"""The facts about landed activity summaries that stream planning, checks and the sensor share."""
+
+from collections.abc import Callable, Sequence
+from datetime import date
+
+import polars as pl
+
+from strava_pipeline.transforms.activities import ACTIVITY_RAW_SCHEMA, with_summary_columns
+
+#: (asset, days, columns) -> the landed rows of those days.
+LandedReader = Callable[[str, Sequence[date], Sequence[str] | None], pl.DataFrame]
+
+SUMMARY_KEYS = ["activity_id", "activity_date", "manual", "summary_fingerprint"]
+
+
+def read_summary_keys(read: LandedReader, days: Sequence[date]) -> pl.DataFrame:
+    """``activities_raw``'s id, date, ``manual`` and fingerprint for ``days``, without reading payloads.
+
+    Days landed before those columns existed (a 0.1 mirror) are read with their payloads once and the
+    columns computed from them, so an upgrade costs no request and no re-materialisation.
+    """
+    try:
+        frame = read("activities_raw", days, SUMMARY_KEYS)
+    except pl.exceptions.ColumnNotFoundError:
+        frame = with_summary_columns(read("activities_raw", days, None)).select(SUMMARY_KEYS)
+    if frame.width == 0:  # nothing has landed yet
+        return pl.DataFrame(schema={k: ACTIVITY_RAW_SCHEMA[k] for k in SUMMARY_KEYS})
+    return frame

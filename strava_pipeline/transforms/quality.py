@@ -1,0 +1,93 @@
+"""The rules of the data-quality checks, as pure functions over frames (``*_problems``).
+
+Each returns what is wrong (offending ids, days or counts), empty when all is well; the asset checks in
+``defs.checks`` run them on what landed and record the answer per partition. Kept free of Dagster so the
+rules are tested on plain frames.
+"""
+
+from collections.abc import Sequence
+from datetime import date
+
+import polars as pl
+
+from strava_pipeline.transforms.streams import stream_lengths
+
+#: Plausible heart rate, bpm: below is a strap glitch, above is no human heart.
+HEARTRATE_MIN_BPM = 25
+HEARTRATE_MAX_BPM = 250
+
+
+
+def duplicate_id_problems(activities: pl.DataFrame) -> list[int]:
+    """Activity ids that appear more than once (or are null: reported as -1)."""
+    if activities.is_empty():
+        return []
+    ids = activities.get_column("activity_id")
+    dupes = ids.filter(ids.is_duplicated()).drop_nulls().unique().to_list()
+    return sorted(dupes) + ([-1] if ids.null_count() else [])
+
+
+def missing_streams_problems(activities_raw: pl.DataFrame, streams_raw: pl.DataFrame) -> list[int]:
+    """Non-manual activities with neither streams nor a recorded 404 in ``streams_raw``.
+
+    ``activities_raw``: at least ``activity_id`` and ``manual``.
+    """
+    if activities_raw.is_empty():
+        return []
+    recorded: set[int] = set()
+    if not streams_raw.is_empty():
+        recorded = set(
+            streams_raw.filter(pl.col("status").is_in(["ok", "not_found"])).get_column("activity_id").to_list()
+        )
+    recorded_or_manual = pl.col("manual") | pl.col("activity_id").is_in(sorted(recorded))
+    return sorted(activities_raw.filter(~recorded_or_manual).get_column("activity_id").to_list())
+
+
+def unequal_stream_problems(streams_raw: pl.DataFrame) -> dict[int, dict[str, int]]:
+    """Activities whose documented stream arrays differ in length: id -> {type: length}.
+
+    A payload that is not a stream set at all is reported with the length ``-1`` under ``<payload>``.
+    """
+    problems: dict[int, dict[str, int]] = {}
+    if streams_raw.is_empty():
+        return problems
+    ok = streams_raw.filter(pl.col("status") == "ok")
+    for activity_id, payload in ok.select("activity_id", "payload").iter_rows():
+        try:
+            lengths = stream_lengths(payload, f"activity {activity_id}")
+        except ValueError:  # PayloadError: not JSON, not a stream set, or no payload at all
+            problems[activity_id] = {"<payload>": -1}
+            continue
+        if len(set(lengths.values())) > 1:
+            problems[activity_id] = lengths
+    return problems
+
+
+def heartrate_problems(activity_streams: pl.DataFrame) -> dict[int, int]:
+    """Activities with heart-rate samples outside 25..250 bpm: id -> number of such samples."""
+    if activity_streams.is_empty():
+        return {}
+    hr = pl.col("heartrate_bpm")
+    bad = (
+        activity_streams.filter(hr.is_not_null() & ((hr < HEARTRATE_MIN_BPM) | (hr > HEARTRATE_MAX_BPM)))
+        .group_by("activity_id")
+        .len()
+    )
+    return dict(bad.iter_rows())
+
+
+def row_count_problems(activities_raw: pl.DataFrame, activities: pl.DataFrame, days: Sequence[date]
+                       ) -> dict[str, tuple[int, int]]:
+    """Days whose raw and typed row counts differ: 'YYYY-MM-DD' -> (raw, typed)."""
+
+    def counts(frame: pl.DataFrame) -> dict[date, int]:
+        if frame.is_empty():
+            return {}
+        return dict(frame.group_by("activity_date").len().iter_rows())
+
+    raw, typed = counts(activities_raw), counts(activities)
+    return {
+        day.isoformat(): (raw.get(day, 0), typed.get(day, 0))
+        for day in sorted({*days, *raw, *typed})
+        if raw.get(day, 0) != typed.get(day, 0)
+    }
