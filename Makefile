@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint ui simulate bench clean
+.PHONY: install demo test test-fast lint ui simulate bench wheel-demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,19 @@ test: $(STAMP)
 	$(BIN)/ruff check strava_pipeline strava_pipeline_tests benchmarks
 	$(BIN)/python -m pytest
 
+test-fast: $(STAMP)  ## unit tests only: no end-to-end runs (those are marked slow)
+	$(BIN)/ruff check strava_pipeline strava_pipeline_tests benchmarks
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(STAMP)  ## every benchmark script, each printing its figures and a RESULT line
+	for script in benchmarks/[a-z]*.py; do \
+		case $$script in benchmarks/pipeline_env.py) continue;; esac; \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
+
+wheel-demo:  ## build the wheel, install it in a fresh venv outside the checkout, run the demo there
+	bash .ci/wheel-demo
+
 lint: $(STAMP)
 	$(BIN)/ruff check strava_pipeline strava_pipeline_tests benchmarks
 
@@ -31,4 +44,4 @@ simulate: $(STAMP)
 	$(BIN)/strava-pipeline simulate
 
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) data build dist
