@@ -9,39 +9,105 @@ table lock exclusively.  Two writers of the same day therefore run one after the
 DELETE sees the first's committed rows, so there are no duplicates), writers of different days run in
 parallel, and the fixed lock order rules out deadlocks between writers.
 
-The binary encoding must match the target column types exactly, so they are read from the catalog (once
-per connection and table) rather than inferred from the frame.
+Encoding: pgpq (Arrow -> binary COPY).  It replaced a hand-written numpy encoder after
+``benchmarks/load_postgres.py`` measured it faster on the real ``strava.activity_streams``.  Binary COPY
+carries no type information and pgpq picks the wire type from the Arrow type alone, so a width mismatch
+(int64 into smallint, float32 into double precision) is rejected by the server.  The target column types
+are therefore read from the catalog (once per connection and table) and the frame is cast to exactly
+those types before encoding.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
+import pgpq
+import pgpq.encoders
+import pgpq.schema
 import polars as pl
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 
-from strava_pipeline.storage.pg_binary_copy import (
-    COPY_HEADER,
-    COPY_TRAILER,
-    PG_TYPES,
-    PgType,
-    UnsupportedTypeError,
-    encode_table,
-    prepare_frame,
-)
+if TYPE_CHECKING:
+    from pgpq._pgpq import EncoderBuilder  # the union of builder types; declared in the stubs only
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "PartitionWriteError", "TableColumn", "replace_partitions", "table_columns"]
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "PG_TYPES",
+    "PartitionWriteError",
+    "PgType",
+    "TableColumn",
+    "UnsupportedTypeError",
+    "replace_partitions",
+    "table_columns",
+]
 
-DEFAULT_CHUNK_ROWS = 100_000
+#: Rows per pgpq ``write_batch``.  pgpq holds the GIL while it encodes, so the batch is the unit in which
+#: encoding the next rows overlaps with the server parsing the previous ones.  Measured on 2 M samples into
+#: the real ``strava.activity_streams`` (benchmarks/load_postgres.py): 5k-10k rows ~1.33 s, 100k ~1.5 s,
+#: one batch ~2.7 s.
+DEFAULT_CHUNK_ROWS = 10_000
 
 
 class PartitionWriteError(RuntimeError):
     """Loading failed inside the database (the transaction was rolled back); names table and partitions."""
+
+
+class UnsupportedTypeError(TypeError):
+    """The target column's PostgreSQL type, or the frame column's dtype for it, is not supported."""
+
+
+@dataclass(frozen=True)
+class PgType:
+    """How one PostgreSQL type is loaded.
+
+    ``kind`` ("fixed", "text", "array") decides which frame dtypes may be cast to it; ``dtype`` is the polars
+    dtype the column is cast to and ``arrow`` the Arrow type handed to pgpq, which pgpq must encode as
+    ``wire`` (its ``ddl()`` name for the binary format the column's receive function reads).
+    """
+
+    name: str
+    kind: str
+    dtype: pl.DataType
+    arrow: pa.DataType
+    wire: str
+    jsonb: bool = False
+
+
+_TEXT = pa.large_string()  # what polars exports strings as, so the cast to it is free
+
+# Keyed by the base type OID (domains are resolved to their base type by the catalog query).  json, varchar
+# and char take the text wire format (their binary receive functions read plain text); jsonb needs pgpq's
+# Jsonb output, which prefixes the version byte.
+PG_TYPES: dict[int, PgType] = {
+    16: PgType("boolean", "fixed", pl.Boolean(), pa.bool_(), "BOOL"),
+    20: PgType("bigint", "fixed", pl.Int64(), pa.int64(), "INT8"),
+    21: PgType("smallint", "fixed", pl.Int16(), pa.int16(), "INT2"),
+    23: PgType("integer", "fixed", pl.Int32(), pa.int32(), "INT4"),
+    700: PgType("real", "fixed", pl.Float32(), pa.float32(), "FLOAT4"),
+    701: PgType("double precision", "fixed", pl.Float64(), pa.float64(), "FLOAT8"),
+    1082: PgType("date", "fixed", pl.Date(), pa.date32(), "DATE"),
+    1114: PgType("timestamp without time zone", "fixed", pl.Datetime("us"), pa.timestamp("us"), "TIMESTAMP"),
+    # same wire format as timestamp: microseconds since 2000-01-01 UTC
+    1184: PgType("timestamp with time zone", "fixed", pl.Datetime("us", "UTC"), pa.timestamp("us", "UTC"), "TIMESTAMP"),
+    25: PgType("text", "text", pl.String(), _TEXT, "TEXT"),
+    1043: PgType("character varying", "text", pl.String(), _TEXT, "TEXT"),
+    1042: PgType("character", "text", pl.String(), _TEXT, "TEXT"),
+    114: PgType("json", "text", pl.String(), _TEXT, "TEXT"),
+    3802: PgType("jsonb", "text", pl.String(), _TEXT, "JSONB", jsonb=True),
+    1009: PgType("text[]", "array", pl.List(pl.String), pa.large_list(_TEXT), "TEXT[]"),
+    1022: PgType("double precision[]", "array", pl.List(pl.Float64), pa.large_list(pa.float64()), "FLOAT8[]"),
+    1016: PgType("bigint[]", "array", pl.List(pl.Int64), pa.large_list(pa.int64()), "INT8[]"),
+    1007: PgType("integer[]", "array", pl.List(pl.Int32), pa.large_list(pa.int32()), "INT4[]"),
+}
+
+_INTEGER_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+_FLOAT_DTYPES = (pl.Float32, pl.Float64)
 
 
 @dataclass(frozen=True)
@@ -120,6 +186,96 @@ def _plan(table: str, frame: pl.DataFrame, columns: Sequence[TableColumn]) -> li
     return plan
 
 
+def _cast_expr(name: str, dtype: pl.DataType, pg: PgType) -> pl.Expr:
+    """Expression casting frame column ``name`` to ``pg.dtype``; raise if the kinds are incompatible.
+
+    Only lossless-in-kind conversions are allowed (int -> wider int/float, string -> text); anything else
+    (e.g. a naive datetime into timestamptz) is a caller bug that would silently corrupt data.
+    """
+    col = pl.col(name)
+    base = dtype.base_type() if hasattr(dtype, "base_type") else dtype
+
+    def bad(expected: str) -> UnsupportedTypeError:
+        return UnsupportedTypeError(f"column {name!r}: cannot load polars {dtype} into {pg.name} ({expected})")
+
+    if dtype == pl.Null:  # an all-null column: any target type will do
+        return col.cast(pg.dtype)
+    if pg.kind == "text":
+        if dtype in (pl.String, pl.Categorical) or base is pl.Enum:
+            return col.cast(pl.String)
+        raise bad("expected a String column")
+    if pg.kind == "array":
+        if not isinstance(dtype, pl.List):
+            raise bad("expected a List column")
+        inner = dtype.inner
+        if pg.dtype == pl.List(pl.String):
+            if inner in (pl.String, pl.Null):
+                return col.cast(pg.dtype)
+            raise bad("expected List(String)")
+        if pg.dtype == pl.List(pl.Float64) and (inner in _FLOAT_DTYPES or inner in _INTEGER_DTYPES or inner == pl.Null):
+            return col.cast(pg.dtype)
+        if pg.dtype in (pl.List(pl.Int64), pl.List(pl.Int32)) and (inner in _INTEGER_DTYPES or inner == pl.Null):
+            return col.cast(pg.dtype, strict=True)
+        raise bad("incompatible list element type")
+    # fixed width
+    if pg.dtype == pl.Boolean:
+        if dtype == pl.Boolean:
+            return col
+        raise bad("expected Boolean")
+    if pg.dtype == pl.Date:
+        if dtype == pl.Date:
+            return col
+        raise bad("expected Date")
+    if isinstance(pg.dtype, pl.Datetime):
+        if not isinstance(dtype, pl.Datetime):
+            raise bad("expected Datetime")
+        if pg.dtype.time_zone is not None:
+            if dtype.time_zone is None:
+                raise bad("expected a timezone-aware Datetime; naive datetimes are ambiguous")
+            return col.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+        if dtype.time_zone is not None:
+            raise bad("expected a naive Datetime for a column without time zone")
+        return col.dt.cast_time_unit("us")
+    if dtype in _INTEGER_DTYPES:
+        return col.cast(pg.dtype, strict=True)
+    if dtype in _FLOAT_DTYPES and pg.dtype in _FLOAT_DTYPES:
+        return col.cast(pg.dtype)
+    raise bad("expected a numeric column of a compatible kind")
+
+
+def _prepare_frame(frame: pl.DataFrame, plan: Sequence[tuple[str, PgType]]) -> pl.DataFrame:
+    """Select the planned columns (in that order) from ``frame``, cast to the dtypes of their table columns."""
+    exprs = [_cast_expr(name, frame.schema[name], pg).alias(name) for name, pg in plan]
+    try:
+        return frame.select(exprs)
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        raise ValueError(f"cannot convert frame for loading: {exc}") from exc
+
+
+def _to_arrow(prepared: pl.DataFrame, plan: Sequence[tuple[str, PgType]]) -> pa.Table:
+    """``prepared`` as Arrow with exactly the planned Arrow types (a no-op cast with today's polars)."""
+    table = prepared.to_arrow()
+    target = pa.schema([pa.field(name, pg.arrow) for name, pg in plan])
+    return table if table.schema == target else table.cast(target)
+
+
+def _encoder(schema: pa.Schema, plan: Sequence[tuple[str, PgType]]) -> pgpq.ArrowToPostgresBinaryEncoder:
+    """pgpq encoder for ``schema``: inferred per field, except jsonb (text with jsonb's version byte)."""
+    builders: dict[str, EncoderBuilder] = {}
+    for field, (_, pg) in zip(schema, plan, strict=True):
+        if pg.jsonb:
+            builders[field.name] = pgpq.encoders.LargeStringEncoderBuilder.new_with_output(field, pgpq.schema.Jsonb())
+        else:
+            builders[field.name] = pgpq.ArrowToPostgresBinaryEncoder.infer_encoder(field)
+    encoder = pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(schema, builders)
+    for column, (name, pg) in zip(encoder.schema().columns, plan, strict=True):
+        # A pgpq upgrade that encodes differently would otherwise only fail in the server, mid-transaction.
+        wire = column.data_type.ddl()
+        if wire != pg.wire:
+            raise UnsupportedTypeError(f"column {name!r}: pgpq encodes it as {wire}, {pg.name} needs {pg.wire}")
+    return encoder
+
+
 def _check_partitions(table: str, frame: pl.DataFrame, partition_column: str, partitions: Sequence[date]) -> list[date]:
     if partition_column not in frame.columns:
         raise ValueError(f"{table}: partition column {partition_column!r} is not in the frame")
@@ -149,27 +305,18 @@ def _lock(conn: psycopg.Connection, table_oid: int, days: list[date] | None) -> 
 
 
 def _copy(
-    conn: psycopg.Connection, copy_stmt: sql.Composed, prepared: pl.DataFrame, types: list[PgType], chunk_rows: int
+    conn: psycopg.Connection,
+    copy_stmt: sql.Composed,
+    table: pa.Table,
+    encoder: pgpq.ArrowToPostgresBinaryEncoder,
+    chunk_rows: int,
 ) -> None:
-    """Stream the encoded frame; chunk k+1 is encoded in a thread (numpy releases the GIL) while k is sent."""
+    """Encode and send batch by batch, so the server parses one batch while the next is encoded."""
     with conn.cursor() as cur, cur.copy(copy_stmt) as copy:
-        copy.write(COPY_HEADER)
-        n_chunks = -(-prepared.height // chunk_rows)
-
-        def encode(k: int) -> memoryview:
-            return memoryview(encode_table(prepared.slice(k * chunk_rows, chunk_rows).to_arrow(), types))
-
-        if n_chunks == 1:
-            copy.write(encode(0))
-        elif n_chunks > 1:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgcopy-encode") as pool:
-                pending = pool.submit(encode, 0)
-                for k in range(n_chunks):
-                    data = pending.result()
-                    if k + 1 < n_chunks:
-                        pending = pool.submit(encode, k + 1)
-                    copy.write(data)
-        copy.write(COPY_TRAILER)
+        copy.write(encoder.write_header())
+        for batch in table.to_batches(max_chunksize=chunk_rows):
+            copy.write(encoder.write_batch(batch))
+        copy.write(encoder.finish())
 
 
 def replace_partitions(
@@ -188,6 +335,8 @@ def replace_partitions(
     rows outside ``partitions``) raise ``ValueError``/``TypeError`` before the database is touched;
     database failures raise :class:`PartitionWriteError` after rollback.
     """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     table_sql = _identifier(table)
     days = None if partitions is None else _check_partitions(table, frame, partition_column, partitions)
     if days == [] and frame.height == 0:
@@ -199,8 +348,9 @@ def replace_partitions(
     plan = _plan(table, frame, info.columns)
     if partitions is not None and partition_column not in {name for name, _ in plan}:
         raise ValueError(f"{table}: partition column {partition_column!r} is not a column of the table")
-    prepared = prepare_frame(frame, plan)
-    types = [pg for _, pg in plan]
+    prepared = _prepare_frame(frame, plan)
+    arrow = _to_arrow(prepared, plan)
+    encoder = _encoder(arrow.schema, plan)
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         table_sql, sql.SQL(", ").join(sql.Identifier(name) for name, _ in plan)
     )
@@ -214,10 +364,10 @@ def replace_partitions(
                     sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(table_sql, sql.Identifier(partition_column)),
                     (days,),
                 )
-            if prepared.height:
-                _copy(conn, copy_stmt, prepared, types, chunk_rows)
+            if arrow.num_rows:
+                _copy(conn, copy_stmt, arrow, encoder, chunk_rows)
     except psycopg.Error as exc:
         _cache.get(conn, {}).pop(table, None)  # the table may have changed under us
         which = "all rows" if days is None else f"partitions {[d.isoformat() for d in days]}"
         raise PartitionWriteError(f"replacing {which} of {table} failed, nothing was changed: {exc}") from exc
-    return prepared.height
+    return arrow.num_rows

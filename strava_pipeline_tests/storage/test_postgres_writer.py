@@ -14,16 +14,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from strava_pipeline.storage.pg_binary_copy import (
-    COPY_HEADER,
-    COPY_TRAILER,
-    PG_TYPES,
-    _column,
-    _encode_all_fixed,
-    _encode_general,
-    encode_table,
-)
-from strava_pipeline.storage.postgres_writer import PartitionWriteError, replace_partitions
+from strava_pipeline.storage.postgres_writer import PartitionWriteError, UnsupportedTypeError, replace_partitions
 
 D1, D2, D3 = date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)
 NASTY = "'); DROP TABLE x; --"
@@ -154,8 +145,9 @@ def test_long_json_and_text_values_round_trip_verbatim(pg_conn: psycopg.Connecti
     assert got == list(zip([1, 2, 3, 4], bodies, frame["note"].to_list(), strict=True))
 
 
-def test_fast_and_general_encoders_agree() -> None:
-    """Same bytes from the structured-array encoder and the scatter encoder on an all-fixed frame."""
+@pytest.mark.parametrize("chunk_rows", [1000, 7])
+def test_fixed_width_columns_with_random_nulls_round_trip(pg_conn: psycopg.Connection, chunk_rows: int) -> None:
+    """bigint and double with scattered NULLs next to boolean and date columns, in one batch or many."""
     rng = np.random.default_rng(3)
     n = 1000
     frame = pl.DataFrame(
@@ -164,16 +156,101 @@ def test_fast_and_general_encoders_agree() -> None:
             "b": pl.Series(rng.random(n)).scatter(rng.integers(0, n, 300), None),
             "c": pl.Series(rng.random(n) < 0.5),
             "d": pl.Series(rng.integers(0, 20000, n)).cast(pl.Int32).cast(pl.Date),
+            "k": pl.Series(range(n)),
         }
     )
-    types = [PG_TYPES[20], PG_TYPES[701], PG_TYPES[16], PG_TYPES[1082]]
-    table = frame.to_arrow()
-    cols = [_column(table.column(i), pg) for i, pg in enumerate(types)]
-    fast = _encode_all_fixed(cols, n)  # type: ignore[arg-type]
-    general = _encode_general(cols, n)
-    assert fast.tobytes() == general.tobytes()
-    assert encode_table(table.slice(0, 0), types).size == 0
-    assert b"PGCOPY\n\xff\r\n\x00" + bytes(8) == COPY_HEADER and COPY_TRAILER == b"\xff\xff"
+    pg_conn.execute("CREATE TABLE fx (a bigint, b double precision, c boolean, d date, k bigint)")
+    assert replace_partitions(pg_conn, "fx", frame, partition_column="", partitions=None, chunk_rows=chunk_rows) == n
+    assert _fetch(pg_conn, "fx", "ORDER BY k") == list(frame.iter_rows())
+    assert replace_partitions(pg_conn, "fx", frame.clear(), partition_column="", partitions=None) == 0
+    assert _fetch(pg_conn, "fx") == []
+
+
+def test_round_trip_json_char_integer_arrays_nan_and_domains(pg_conn: psycopg.Connection) -> None:
+    """The supported types the all-types test leaves out; json keeps its text verbatim."""
+    pg_conn.execute("CREATE DOMAIN positive_id AS bigint CHECK (VALUE > 0)")
+    pg_conn.execute(
+        "CREATE TABLE more_types (day date, k int, j json, c char(3), ia bigint[], i4a integer[], "
+        "f8 double precision, f4 real, fa double precision[], id positive_id)"
+    )
+    frame = pl.DataFrame(
+        {
+            "day": [D1, D1, D1],
+            "k": [1, 2, 3],
+            "j": ['{"b": 1,  "a": "\\u0000 😀"}', None, "[]"],
+            "c": ["ab", None, "abc"],
+            "ia": [[1, None, 2**63 - 1], None, []],
+            "i4a": [[-(2**31), None], [], None],
+            "f8": [float("nan"), None, float("-inf")],
+            "f4": [float("nan"), 1.5, None],
+            "fa": [[float("nan"), None, float("inf")], [], None],
+            "id": [1, None, 2**62],
+        },
+        schema_overrides={"f4": pl.Float32},
+    )
+    replace_partitions(pg_conn, "more_types", frame, partition_column="day", partitions=[D1])
+    got = pg_conn.execute(
+        "SELECT k, j::text, c, ia, i4a, f8::text, f4::text, fa::text, id FROM more_types ORDER BY k"
+    ).fetchall()
+    assert got == [
+        (
+            1,
+            '{"b": 1,  "a": "\\u0000 😀"}',
+            "ab ",
+            [1, None, 2**63 - 1],
+            [-(2**31), None],
+            "NaN",
+            "NaN",
+            "{NaN,NULL,Infinity}",
+            1,
+        ),
+        (2, None, None, None, [], None, "1.5", "{}", None),
+        (3, "[]", "abc", [], None, "-Infinity", None, None, 2**62),
+    ]
+
+
+def test_frame_dtypes_are_cast_to_the_column_widths(pg_conn: psycopg.Connection) -> None:
+    """Binary COPY needs the exact width: narrower and wider frame dtypes are cast to the table's types."""
+    pg_conn.execute("CREATE TABLE w (day date, i2 smallint, i4 integer, f8 double precision, f4 real, ia integer[])")
+    frame = pl.DataFrame(
+        {
+            "day": [D1, D1],
+            "i2": [7, None],  # Int64
+            "i4": pl.Series([1, 2], dtype=pl.UInt8),
+            "f8": pl.Series([0.5, None], dtype=pl.Float32),
+            "f4": pl.Series([3, 4], dtype=pl.Int16),
+            "ia": [[1, 2], None],  # List(Int64)
+        }
+    )
+    replace_partitions(pg_conn, "w", frame, partition_column="day", partitions=[D1])
+    assert _fetch(pg_conn, "w", "ORDER BY i4") == [(D1, 7, 1, 0.5, 3.0, [1, 2]), (D1, None, 2, None, 4.0, None)]
+
+
+def test_nul_characters_are_refused_by_the_server_and_nothing_changes(pg_conn: psycopg.Connection) -> None:
+    """PostgreSQL text cannot hold U+0000, nor jsonb the \\u0000 escape: the load fails as a whole."""
+    pg_conn.execute("CREATE TABLE nul (day date, t text, ta text[], jb jsonb)")
+    pg_conn.execute("INSERT INTO nul VALUES (%s, 'old', NULL, NULL)", (D1,))
+    pg_conn.commit()
+    ok = pl.DataFrame({"day": [D1], "t": ["new"], "ta": [["x"]], "jb": ["{}"]})
+    for bad in (
+        ok.with_columns(t=pl.lit("a\x00b")),
+        ok.with_columns(ta=pl.lit(["a\x00"])),
+        ok.with_columns(jb=pl.lit('"\\u0000"')),
+    ):
+        with pytest.raises(PartitionWriteError, match="nothing was changed"):
+            replace_partitions(pg_conn, "nul", bad, partition_column="day", partitions=[D1])
+        assert _fetch(pg_conn, "nul") == [(D1, "old", None, None)]
+
+
+def test_unsupported_column_types_are_refused_before_touching_db(pg_conn: psycopg.Connection) -> None:
+    pg_conn.execute("CREATE TABLE u (day date, n numeric DEFAULT 0, b boolean DEFAULT false)")
+    pg_conn.execute("INSERT INTO u VALUES (%s, 1, true)", (D1,))
+    pg_conn.commit()
+    with pytest.raises(UnsupportedTypeError, match="numeric is not supported"):
+        replace_partitions(pg_conn, "u", pl.DataFrame({"day": [D1], "n": [2]}), partition_column="day", partitions=[D1])
+    with pytest.raises(UnsupportedTypeError, match="expected Boolean"):
+        replace_partitions(pg_conn, "u", pl.DataFrame({"day": [D1], "b": [0]}), partition_column="day", partitions=[D1])
+    assert _fetch(pg_conn, "u") == [(D1, 1, True)]
 
 
 def test_replace_only_touches_given_partitions(pg_conn: psycopg.Connection) -> None:
