@@ -28,6 +28,8 @@ INVALID_TOKEN = fault("Authorization Error", "Athlete", "access_token")
 RATE_LIMITED = fault("Rate Limit Exceeded", "Application", "rate limit", "exceeded")
 RESOURCE_NOT_FOUND = fault("Resource Not Found")
 SERVER_ERROR = dumps({"message": "error"})
+#: What every call answers since June 2026 when the API application's owner holds no paid subscription.
+APP_INACTIVE = fault("Forbidden", "Application", "Status", "Inactive")
 MALFORMED = b"<html><head><title>502 Bad Gateway</title></head><body>upstream reset</body></html>"
 
 

@@ -1,7 +1,9 @@
 """`strava-pipeline simulate`: run the simulator in the foreground until Ctrl-C.
 
 The banner prints the only secrets the simulator ever shows (client secret and a refresh token),
-so a user can point the pipeline at it without any Strava account.
+so a user can point the pipeline at it without any Strava account. With `--export PATH` it instead
+writes the athlete's bulk-export archive (the same athlete the server would serve) and exits, so the
+archive import can be tried without an account too.
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ def _faults(text: str) -> str:
     return text
 
 
+def _formats(text: str) -> str | dict[str, float]:
+    from strava_pipeline.simulator.export import FORMATS
+
+    try:
+        mix = {k.strip(): float(v) for k, v in (p.split("=") for p in text.split(","))} if "=" in text else None
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected FORMAT or FORMAT=WEIGHT,..., got {text!r}") from err
+    unknown = set(mix or {text}) - set(FORMATS)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+    return mix if mix is not None else text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (0 = any free port; default 8765)")
@@ -51,6 +66,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faults", type=_faults, default="", metavar="SPEC",
                         help="fault injection, e.g. 'streams:500=0.3,athlete/activities:reset=0.1' "
                              "(grammar: strava_pipeline/simulator/faults.py)")
+    export = parser.add_argument_group("bulk export (write the athlete's export_<id>.zip and exit)")
+    export.add_argument("--export", metavar="PATH", default=None,
+                        help="folder to write export_<athlete id>.zip into (or a path ending in .zip)")
+    export.add_argument("--export-language", choices=("en", "de"), default="en",
+                        help="account language of activities.csv (default en)")
+    export.add_argument("--export-layout", choices=("2025", "2026", "2018"), default="2025",
+                        help="activities.csv header: 2025 (default), 2026 (wider) or 2018 (pre-2019, English)")
+    export.add_argument("--export-formats", type=_formats, default=None, metavar="MIX",
+                        help="file formats, e.g. 'fit.gz' or 'fit.gz=0.8,gpx=0.1,tcx.gz=0.1' (default: like a real "
+                             "archive, mostly .fit.gz)")
+    export.add_argument("--export-missing-file", action="store_true",
+                        help="leave one listed activity file out of the archive")
+    export.add_argument("--export-unpacked", action="store_true",
+                        help="write the unpacked folder export_<athlete id>/ instead of the zip")
 
 
 def config_from(args: argparse.Namespace) -> SimulatorConfig:
@@ -61,7 +90,27 @@ def config_from(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
+def export(args: argparse.Namespace) -> int:
+    """Write the archive of the athlete the server would serve with the same options, then exit."""
+    sim = StravaSimulator(config_from(args))
+    manifest = sim.write_export(
+        args.export, language=args.export_language, layout=args.export_layout, formats=args.export_formats,
+        missing_files=1 if args.export_missing_file else 0, unpacked=args.export_unpacked,
+    )
+    info = manifest.summary()
+    formats = ", ".join(f"{n} .{k}" for k, n in info["formats"].items())
+    print(f"Wrote {manifest.path}")
+    print(f"  athlete id:     {info['athlete_id']}")
+    print(f"  activities:     {info['activities']} rows in activities.csv ({info['manual']} manual, no file)")
+    print(f"  files:          {info['files']} ({formats})")
+    for gone in info["missing"]:
+        print(f"  missing file:   {gone['filename']} (activity {gone['activity_id']}, listed but left out)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "export", None):
+        return export(args)
     sim = StravaSimulator(config_from(args))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -14,6 +14,7 @@ SPEC grammar (the same for `--faults`, `SimulatorConfig(faults=...)`, `sim.set_f
               | malformed   200 with a body that is not JSON
               | noheaders   a normal answer without the X-Ratelimit-* headers
               | expired     401 with Strava's invalid/expired access-token body
+              | inactive    403 Application/Status/Inactive: the app owner has no subscription (June 2026)
     AMOUNT   := RATE      a probability in [0, 1] drawn per matching request
               | "#" N     exactly the next N matching requests
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 
 ENDPOINTS = ("athlete", "athlete/zones", "athlete/activities", "activities", "streams", "laps", "gear",
              "stats", "token", "*")
-KINDS = ("slow", "reset", "truncate", "malformed", "noheaders", "expired")
+KINDS = ("slow", "reset", "truncate", "malformed", "noheaders", "expired", "inactive")
 _RULE = re.compile(r"^(?P<ep>[\w/*]+):(?P<kind>\w+)=(?P<amount>#\d+|[\d.]+)(?:@(?P<secs>[\d.]+))?$")
 
 

@@ -32,6 +32,9 @@ from strava_pipeline.simulator.rate_limits import RateLimiter
 from strava_pipeline.simulator.streams import StreamCache
 
 SECRET_PARAMS = ("access_token", "refresh_token", "client_secret", "code")
+#: JSON keys `POST /_simulator/export` passes on to `export.write_export` (besides the required "path").
+_EXPORT_OPTIONS = ("language", "layout", "formats", "file_formats", "missing_files", "truncated_files", "unpacked",
+                   "workers")
 
 
 @dataclass
@@ -197,7 +200,7 @@ class SimulatorApp:
                 return self._authorize_redirect(p)
             if path.rstrip("/") == "/oauth/token" and req.method == "POST":
                 fault = self.faults.draw("token")
-                if fault is not None and (fault.status or fault.kind in ("malformed", "expired")):
+                if fault is not None and (fault.status or fault.kind in ("malformed", "expired", "inactive")):
                     return self._fault_response(fault, [])
                 resp = self._token(p)
                 resp.fault = fault
@@ -258,7 +261,7 @@ class SimulatorApp:
         if not allowed:
             return Response(429, bodies.RATE_LIMITED, headers)
         fault = self.faults.draw(endpoint)
-        if fault is not None and (fault.status or fault.kind in ("malformed", "expired")):
+        if fault is not None and (fault.status or fault.kind in ("malformed", "expired", "inactive")):
             return self._fault_response(fault, headers)
         handler = getattr(self, "_ep_" + endpoint.replace("/", "_"))
         resp: Response = handler(tok, match, req.query)
@@ -276,6 +279,8 @@ class SimulatorApp:
             return Response(fault.status, bodies.SERVER_ERROR, headers)
         if fault.kind == "expired":
             return Response(401, bodies.INVALID_TOKEN, headers)
+        if fault.kind == "inactive":
+            return Response(403, bodies.APP_INACTIVE, headers)
         return Response(200, bodies.MALFORMED, headers)
 
     # scope helpers
@@ -434,6 +439,17 @@ class SimulatorApp:
             if path == "/_simulator/expire_tokens" and req.method == "POST":
                 self.oauth.expire_all()
                 return Response(204)
+            if path == "/_simulator/export" and req.method == "POST" and isinstance(data, dict) and data.get("path"):
+                from strava_pipeline.simulator.export import write_export  # fit-tool only when exporting
+
+                options = {k: v for k, v in data.items() if k in _EXPORT_OPTIONS}
+                if isinstance(options.get("file_formats"), dict):  # JSON object keys are strings
+                    options["file_formats"] = {int(k): v for k, v in options["file_formats"].items()}
+                try:
+                    manifest = write_export(self.dataset, str(data["path"]), **options)
+                except OSError as err:
+                    raise ValueError(f"cannot write the archive: {err}") from err
+                return Response(200, bodies.dumps(manifest.summary()))
             if path == "/_simulator/rate_limits" and req.method == "POST" and isinstance(data, dict):
                 self.limiter.set_limits(
                     read=tuple(data["read"]) if "read" in data else None,  # type: ignore[arg-type]

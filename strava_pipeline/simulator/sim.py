@@ -7,13 +7,17 @@ the HTTP layer to arrange a scenario.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strava_pipeline.simulator.config import SimulatorConfig
 from strava_pipeline.simulator.routes import RequestLogEntry, SimulatorApp
 from strava_pipeline.simulator.server import ServerThread
+
+if TYPE_CHECKING:
+    from strava_pipeline.simulator.export import ExportManifest
 
 
 class StravaSimulator:
@@ -107,6 +111,17 @@ class StravaSimulator:
     def delete_activity(self, activity_id: int) -> None:
         self.app.dataset.delete(activity_id)
         self.app.streams.forget(activity_id)
+
+    # --- bulk export ------------------------------------------------------------------------------
+    def write_export(self, path: str | os.PathLike[str], **options: Any) -> ExportManifest:
+        """Write the athlete's Strava bulk-export archive (`export_<id>.zip`) into `path`; returns its manifest.
+
+        Options are those of `strava_pipeline.simulator.export.write_export` (language, layout, formats,
+        file_formats, missing_files, truncated_files, unpacked, workers). Works whether or not the server runs.
+        """
+        from strava_pipeline.simulator.export import write_export  # fit-tool is loaded only when exporting
+
+        return write_export(self.app.dataset, path, **options)
 
     # --- request log, faults, limits ---------------------------------------------------------------
     @property
