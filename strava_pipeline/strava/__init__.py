@@ -7,6 +7,7 @@ Everything other modules need is re-exported here::
 
 from .client import ALL_STREAM_KEYS, DEFAULT_SCOPE, StravaClient
 from .errors import (
+    StravaAppInactiveError,
     StravaAuthError,
     StravaError,
     StravaHTTPError,
@@ -26,6 +27,7 @@ __all__ = [
     "ApiResponse",
     "RateLimitSnapshot",
     "RateLimiter",
+    "StravaAppInactiveError",
     "StravaAuthError",
     "StravaClient",
     "StravaError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 __all__ = [
+    "StravaAppInactiveError",
     "StravaAuthError",
     "StravaError",
     "StravaHTTPError",
@@ -31,6 +32,33 @@ class StravaAuthError(StravaError):
 
     Retrying will not help; a human has to reconnect the account.
     """
+
+
+class StravaAppInactiveError(StravaError):
+    """Strava answered 403 ``Application`` / ``Status`` / ``Inactive``: the API application is switched off.
+
+    Since June 2026 Strava's Standard API tier requires the application's owner to hold a paid Strava
+    subscription; without one every call is refused. Nothing the pipeline retries can change that, but
+    the free bulk-export archive holds the whole history.
+    """
+
+
+INACTIVE_HINT = (
+    "since June 2026 Strava's API needs the owner of the API application (STRAVA_CLIENT_ID) to hold a paid "
+    "Strava subscription. Without one, import the free archive instead: in Strava, Settings > My Account > "
+    "Download or Delete Your Account > Request your archive, then run `strava-pipeline import export_<id>.zip`"
+)
+
+
+def is_app_inactive(fault: object) -> bool:
+    """Whether a fault body is Strava's "application inactive" refusal (its ``message`` text varies)."""
+    errors = fault.get("errors") if isinstance(fault, dict) else None
+    for err in errors or []:
+        if isinstance(err, dict) and str(err.get("resource", "")).lower() == "application" and str(
+            err.get("code", "")
+        ).lower() == "inactive":
+            return True
+    return False
 
 
 class StravaScopeError(StravaAuthError):

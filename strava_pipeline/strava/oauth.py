@@ -29,12 +29,15 @@ from urllib.parse import quote, urlencode
 import requests
 
 from .errors import (
+    INACTIVE_HINT,
     RECONNECT_HINT,
+    StravaAppInactiveError,
     StravaAuthError,
     StravaHTTPError,
     StravaPayloadError,
     StravaRateLimitError,
     StravaTransientError,
+    is_app_inactive,
 )
 from .responses import decode_json
 from .tokens import Tokens, TokenStore
@@ -239,6 +242,8 @@ class OAuthSession:
                 )
             return payload
         fault = _fault(resp.content)
+        if status == 403 and is_app_inactive(fault):
+            raise StravaAppInactiveError(f"Strava refused the {what} (HTTP 403 Inactive): {INACTIVE_HINT}")
         if status in (400, 401, 403):
             fields = {str(e.get("field")) for e in fault.get("errors") or [] if isinstance(e, Mapping)}
             if fields & {"client_id", "client_secret"}:

@@ -37,7 +37,9 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
 
 from .errors import (
+    INACTIVE_HINT,
     RECONNECT_HINT,
+    StravaAppInactiveError,
     StravaAuthError,
     StravaError,
     StravaHTTPError,
@@ -46,6 +48,7 @@ from .errors import (
     StravaRateLimitError,
     StravaScopeError,
     StravaTransientError,
+    is_app_inactive,
 )
 from .rate_limiter import RateLimiter
 from .responses import ApiResponse, check_json, decode_json, redact_url
@@ -359,6 +362,8 @@ class Transport:
                 continue  # acquire() waits for the window the 429 marked exhausted
             if status in (401, 403):
                 fault = _fault(body)
+                if status == 403 and is_app_inactive(fault):
+                    raise StravaAppInactiveError(f"Strava refused {returned_url} (HTTP 403 Inactive): {INACTIVE_HINT}")
                 missing = _missing_scope(fault)
                 if missing is not None:
                     scope, field = missing
