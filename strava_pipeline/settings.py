@@ -41,6 +41,8 @@ class Settings:
     sync_lookback_days: int
     sensor_interval_seconds: int
     request_timeout_seconds: float
+    #: An export archive, or a folder the user drops archives into (STRAVA_EXPORT_PATH); None: not configured.
+    export_path: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,6 +66,8 @@ class Settings:
             sync_lookback_days=int(os.environ.get("STRAVA_SYNC_LOOKBACK_DAYS") or 3),
             sensor_interval_seconds=int(os.environ.get("STRAVA_SENSOR_INTERVAL_SECONDS") or 1800),
             request_timeout_seconds=float(os.environ.get("STRAVA_REQUEST_TIMEOUT_SECONDS") or 60),
+            export_path=Path(export).expanduser().resolve() if (export := os.environ.get("STRAVA_EXPORT_PATH"))
+            else None,
         )
 
     @property

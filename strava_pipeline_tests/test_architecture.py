@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "export": {"transforms", "storage"},
     "transforms": set(),
     "report": {"transforms"},
-    "ingest": {"strava", "export", "transforms", "storage"},
+    "ingest": {"settings", "strava", "export", "transforms", "storage"},
     "defs": {"settings", "strava", "export", "transforms", "report", "storage", "ingest"},
     "cli": None,
     "definitions": {"defs", "settings"},

@@ -47,6 +47,28 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import a Strava export archive (zip or unpacked folder): zero API requests."""
+    from pathlib import Path
+
+    from strava_pipeline.cli.importing import run_import
+    from strava_pipeline.cli.runtime import dagster_instance, pipeline_environment
+    from strava_pipeline.export.archive import ArchiveError
+
+    path = Path(args.path).expanduser()
+    if not path.exists():
+        print(f"strava-pipeline import: {path} does not exist (give the export_<id>.zip Strava e-mailed you, "
+              "or the folder it unpacks to)", file=sys.stderr)
+        return 2
+    with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
+        try:
+            run_import(settings, path, instance=instance, log_level=args.log_level)
+        except (ArchiveError, FileNotFoundError) as exc:
+            print(f"strava-pipeline import: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo against the built-in simulator."""
     from strava_pipeline.cli.demo import run_demo
@@ -123,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--select", help="comma-separated asset names (default: all)")
     backfill.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
     backfill.set_defaults(func=cmd_backfill)
+
+    importing = sub.add_parser(
+        "import", help="Import a Strava export archive (export_<id>.zip or its folder): a full history, no API calls."
+    )
+    importing.add_argument("path", help="the archive Strava e-mailed you, or the folder it unpacks to")
+    importing.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
+    importing.set_defaults(func=cmd_import)
 
     sync = sub.add_parser("sync", help="Materialise the athlete and the most recent days.")
     sync.add_argument("--lookback-days", type=int, default=3, help="days to refresh, ending today (default 3)")

@@ -10,11 +10,18 @@ from __future__ import annotations
 import dagster as dg
 
 from strava_pipeline.defs.assets import build_assets
-from strava_pipeline.defs.automation import build_daily_schedule, build_new_activity_sensor, build_sync_job
+from strava_pipeline.defs.automation import (
+    build_archive_jobs,
+    build_archive_sensors,
+    build_daily_schedule,
+    build_new_activity_sensor,
+    build_sync_job,
+)
 from strava_pipeline.defs.checks import build_checks
 from strava_pipeline.defs.io_manager import WarehouseIOManager
 from strava_pipeline.defs.partitions import daily_partitions
 from strava_pipeline.defs.resources import LandedDataResource, optional_env, strava_resource
+from strava_pipeline.ingest.api_access import api_unavailable_reason
 from strava_pipeline.settings import Settings
 
 __all__ = ["build_definitions", "build_resources"]
@@ -40,11 +47,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole code location for one configuration."""
     partitions = daily_partitions(settings.history_start, settings.timezone)
     job = build_sync_job()
+    stage, days = build_archive_jobs()
     return dg.Definitions(
-        assets=build_assets(partitions),
+        assets=build_assets(settings, partitions),
         asset_checks=build_checks(partitions),
-        jobs=[job],
-        schedules=[build_daily_schedule(job, timezone=settings.timezone, lookback_days=settings.sync_lookback_days)],
-        sensors=[build_new_activity_sensor(job, partitions, interval_seconds=settings.sensor_interval_seconds)],
+        jobs=[job, stage, days],
+        schedules=[build_daily_schedule(job, timezone=settings.timezone, lookback_days=settings.sync_lookback_days,
+                                        unavailable=lambda: api_unavailable_reason(settings))],
+        sensors=[build_new_activity_sensor(job, partitions, interval_seconds=settings.sensor_interval_seconds,
+                                           settings=settings),
+                 *build_archive_sensors(settings, stage, days)],
         resources=build_resources(settings),
     )

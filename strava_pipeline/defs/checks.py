@@ -23,9 +23,12 @@ from strava_pipeline.transforms.quality import (
     duplicate_id_problems,
     heartrate_problems,
     missing_streams_problems,
+    raw_activity_keys,
     row_count_problems,
     unequal_stream_problems,
+    unreadable_export_problems,
 )
+from strava_pipeline.transforms.streams import archived_recordings
 
 #: How many offending ids a check lists in its metadata.
 SAMPLE = 20
@@ -59,8 +62,12 @@ def unique_activity_ids(landed: LandedDataResource, days: list[date]) -> Verdict
 
 
 def raw_and_typed_row_counts_agree(landed: LandedDataResource, days: list[date]) -> Verdict:
-    """Each day of the run has as many typed `activities` rows as `activities_raw` rows."""
-    raw = landed.read("activities_raw", days, ["activity_date"])
+    """Each day of the run has one typed `activities` row per activity its raw rows hold: those of
+    `activities_raw`, and those of `export_activities_raw` the API has not listed."""
+    raw = raw_activity_keys(
+        landed.read("activities_raw", days, ["activity_id", "activity_date"]),
+        landed.read("export_activities_raw", days, ["activity_id", "activity_date", "summary"]),
+    )
     typed = landed.read("activities", days, ["activity_date"])
     bad = row_count_problems(raw, typed, days)
     return Verdict(
@@ -81,7 +88,8 @@ def every_activity_has_streams(landed: LandedDataResource, days: list[date]) -> 
     or Strava's 404 recorded as `not_found`."""
     summaries = read_summary_keys(landed.read, days)
     streams_raw = landed.read("streams_raw", days, ["activity_id", "status"])
-    missing = missing_streams_problems(summaries, streams_raw)
+    archived = archived_recordings(landed.read("export_activities_raw", days, ["activity_id", "status"]))
+    missing = missing_streams_problems(summaries, streams_raw, archived)
     not_found = 0 if streams_raw.is_empty() else streams_raw.filter(pl.col("status") == "not_found").height
     return Verdict(
         f"{len(missing)} activities without streams" if missing else None,
@@ -89,6 +97,7 @@ def every_activity_has_streams(landed: LandedDataResource, days: list[date]) -> 
             "activities": summaries.height,
             "streams_rows": streams_raw.height,
             "recorded_404": not_found,
+            "in_export_archive": len(archived),
             "missing": len(missing),
             "sample": _ids(missing),
         },
@@ -125,30 +134,53 @@ def heartrate_in_range(landed: LandedDataResource, days: list[date]) -> Verdict:
     )
 
 
+def export_files_readable(landed: LandedDataResource, days: list[date]) -> Verdict:
+    """Every archive activity that names an original file has it, readable: a missing, truncated or corrupt
+    file is named here with the reason. It warns and does not block: the rest of the archive lands, and the
+    activity keeps its summary row."""
+    frame = landed.read("export_activities_raw", days, ["activity_id", "status", "error"])
+    bad = unreadable_export_problems(frame)
+    return Verdict(
+        f"{len(bad)} archive activities without a readable file" if bad else None,
+        {
+            "activities": frame.height,
+            "unreadable": len(bad),
+            "sample": dg.MetadataValue.json({str(k): v for k, v in sorted(bad.items())[:SAMPLE]}),
+        },
+    )
+
+
 #: Every check, by the asset it checks.
 CHECKS: tuple[tuple[str, Rule], ...] = (
+    ("export_activities_raw", export_files_readable),
     ("activities", unique_activity_ids),
     ("activities", raw_and_typed_row_counts_agree),
     ("streams_raw", every_activity_has_streams),
     ("streams_raw", streams_have_equal_length),
     ("activity_streams", heartrate_in_range),
 )
+#: Checks that warn instead of blocking what depends on their asset.
+WARNING_ONLY = {"export_files_readable"}
 
 
-def _blocking_check(asset: str, rule: Rule, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
-    """The one scaffold of every check: partitioned like its asset, blocking, run on the run's days."""
+def _partitioned_check(asset: str, rule: Rule, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    """The one scaffold of every check: partitioned like its asset, blocking unless it only warns, run on the
+    run's days."""
+    warns = rule.__name__ in WARNING_ONLY
 
     @dg.asset_check(
         asset=asset,
         name=rule.__name__,
-        blocking=True,
+        blocking=not warns,
         partitions_def=partitions,
         description=inspect.getdoc(rule),
     )
     def check(context: dg.AssetCheckExecutionContext, landed: LandedDataResource) -> dg.AssetCheckResult:
         verdict = rule(landed, [date.fromisoformat(key) for key in context.partition_keys])
-        return dg.AssetCheckResult(passed=verdict.failure is None, description=verdict.failure,
-                                   metadata=verdict.metadata)
+        return dg.AssetCheckResult(
+            passed=verdict.failure is None, description=verdict.failure, metadata=verdict.metadata,
+            severity=dg.AssetCheckSeverity.WARN if warns else dg.AssetCheckSeverity.ERROR,
+        )
 
     return check
 
@@ -157,4 +189,4 @@ def build_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDefi
     """Every asset check, partitioned like the assets they check."""
     with warnings.catch_warnings():  # partitioned asset checks are a Dagster preview feature
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return [_blocking_check(asset, rule, partitions) for asset, rule in CHECKS]
+        return [_partitioned_check(asset, rule, partitions) for asset, rule in CHECKS]

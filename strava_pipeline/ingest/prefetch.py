@@ -18,6 +18,7 @@ from strava_pipeline.ingest.stream_plan import plan_streams
 from strava_pipeline.ingest.summaries import LandedReader, read_summary_keys
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.strava import StravaClient
+from strava_pipeline.transforms.streams import archived_recordings
 
 _log = logging.getLogger("strava_pipeline.streams")
 
@@ -57,8 +58,9 @@ class StreamPrefetcher:
                 row["activity_id"]: row
                 for row in self._read("streams_raw", days, ["activity_id", "summary_fingerprint"]).iter_rows(named=True)
             }
+            archived = archived_recordings(self._read("export_activities_raw", days, ["activity_id", "status"]))
             plan = plan_streams(read_summary_keys(self._read, days), previous, self._cache,
-                                refetch=False, discard_reused=False)
+                                refetch=False, discard_reused=False, in_archive=archived)
             for activity_id, _, fingerprint in plan.to_fetch:
                 if self._stopped.is_set():
                     return

@@ -7,7 +7,7 @@ moment it arrives so a failed run never wastes what it fetched. Manual activitie
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -47,6 +47,7 @@ def plan_streams(
     *,
     refetch: bool,
     discard_reused: bool = True,
+    in_archive: Collection[int] = (),
 ) -> StreamsPlan:
     """Split the batch's non-manual activities into reused landed rows, landing-cache hits and requests.
 
@@ -57,7 +58,7 @@ def plan_streams(
     """
     plan = StreamsPlan()
     for activity_id, activity_date, manual, fingerprint in summaries.select(SUMMARY_KEYS).iter_rows():
-        if manual:
+        if manual or activity_id in in_archive:  # no streams, or the archive's original file stands for them
             continue
         key = cache_key(activity_id, fingerprint)
         old = previous.get(activity_id)

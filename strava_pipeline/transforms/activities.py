@@ -30,6 +30,30 @@ ACTIVITY_RAW_SCHEMA: dict[str, pl.DataType] = {
     "summary_fingerprint": pl.String,
 }
 
+#: ``export_activities_raw``: one row per ``activities.csv`` row of the newest archive holding the activity.
+#: ``row`` is the CSV row verbatim as JSON ``[[header, occurrence, value], ...]`` (unknown columns included);
+#: ``summary`` is the same activity in SummaryActivity shape, derived from the row and the original file;
+#: ``file_*`` register the original upload (its bytes are in the raw blob store under ``file_sha256``).
+#: ``status``: ``ok`` (file decoded), ``no_file`` (manual entry), ``missing_file`` (listed, not in the
+#: archive) or ``failed`` (``error`` says why).
+EXPORT_ACTIVITY_RAW_SCHEMA: dict[str, pl.DataType] = {
+    "activity_id": pl.Int64,
+    "activity_date": pl.Date,
+    "archive_sha256": pl.String,
+    "csv_line": pl.Int32,
+    "row": pl.String,
+    "summary": pl.String,
+    "file_path": pl.String,
+    "file_sha256": pl.String,
+    "file_format": pl.String,
+    "file_size": pl.Int64,
+    "samples": pl.Int64,
+    "status": pl.String,
+    "error": pl.String,
+    "local_date_rule": pl.String,
+    "imported_at": UTC_TS,
+}
+
 #: Summary fields whose change means the recording itself changed (a crop, a re-upload). A rename, a
 #: new kudo or a gear change does not alter streams, so it must not cost an API request.
 STREAM_RELEVANT_FIELDS: tuple[str, ...] = (
@@ -99,7 +123,24 @@ ACTIVITY_FIELDS: tuple[Field, ...] = (
     Field("pr_count", ("pr_count",), pl.Int64),
 )
 
-ACTIVITY_SCHEMA: dict[str, pl.DataType] = {**schema_of(ACTIVITY_FIELDS), "fetched_at": UTC_TS}
+#: What only the bulk-export archive records (null for activities the archive has not seen).
+ARCHIVE_ONLY_FIELDS: tuple[Field, ...] = (
+    Field("relative_effort", ("relative_effort",), pl.Float64),
+    Field("perceived_exertion", ("perceived_exertion",), pl.Float64),
+    Field("private_note", ("private_note",), pl.String),
+    Field("gear_name", ("gear_name",), pl.String),
+    Field("weather_condition", ("weather_condition",), pl.String),
+    Field("weather_temperature_c", ("weather_temperature",), pl.Float64),
+    Field("total_steps", ("total_steps",), pl.Int64),
+    Field("grade_adjusted_distance_m", ("grade_adjusted_distance",), pl.Float64),
+)
+
+#: Where a row of ``activities`` (or ``activity_streams``) came from: the API, or the export archive.
+SOURCES = ("api", "export")
+
+ACTIVITY_SCHEMA: dict[str, pl.DataType] = {
+    **schema_of(ACTIVITY_FIELDS), "fetched_at": UTC_TS, "source": pl.String, **schema_of(ARCHIVE_ONLY_FIELDS),
+}
 
 
 def activity_label(payload: Any) -> str:
@@ -179,6 +220,8 @@ def with_summary_columns(raw: pl.DataFrame) -> pl.DataFrame:
     that landed before those columns existed (mirrors made by version 0.1), as they are otherwise."""
     if {"manual", "summary_fingerprint"} <= set(raw.columns):
         return raw
+    if raw.width == 0:  # never materialised
+        return pl.DataFrame(schema=ACTIVITY_RAW_SCHEMA)
     summaries = [json.loads(p) for p in raw.get_column("payload").to_list()]
     return raw.with_columns(
         pl.Series("manual", [bool(s.get("manual")) for s in summaries], pl.Boolean),
@@ -186,16 +229,46 @@ def with_summary_columns(raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def activities_frame(raw: pl.DataFrame) -> pl.DataFrame:
-    """Typed activities from raw rows; raises PayloadError naming the activity and field on bad data."""
+def _typed(ids: list[Any], payloads: list[Any], fields: tuple[Field, ...]) -> pl.DataFrame:
     parsed = []
-    for activity_id, payload in zip(raw["activity_id"].to_list(), raw["payload"].to_list(), strict=True):
+    for activity_id, payload in zip(ids, payloads, strict=True):
         try:
             parsed.append((f"activity {activity_id}", json.loads(payload)))
         except json.JSONDecodeError as exc:
             raise PayloadError(f"activity {activity_id}", "<payload>", f"is not valid JSON: {exc}") from None
-    frame = extract_frame(parsed, ACTIVITY_FIELDS)
-    return frame.with_columns(raw["fetched_at"].alias("fetched_at")).select(list(ACTIVITY_SCHEMA))
+    return extract_frame(parsed, fields)
+
+
+def activities_frame(raw: pl.DataFrame, export_raw: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Typed activities from the API's raw rows and the archive's; raises PayloadError naming the activity and
+    field on bad data.
+
+    The API summary is the row of record for an activity both sources know; the archive adds what only it
+    has (``ARCHIVE_ONLY_FIELDS``) and every activity the API has not listed (``source`` = ``export``).
+    """
+    fields = (*ACTIVITY_FIELDS, *ARCHIVE_ONLY_FIELDS)
+    frames = []
+    if raw.height:
+        api = _typed(raw["activity_id"].to_list(), raw["payload"].to_list(), fields)
+        frames.append(api.with_columns(raw["fetched_at"].alias("fetched_at"), pl.lit("api").alias("source")))
+    exported = pl.DataFrame()
+    if export_raw is not None and export_raw.height:
+        usable = export_raw.filter(pl.col("summary").is_not_null())
+        exported = _typed(usable["activity_id"].to_list(), usable["summary"].to_list(), fields).with_columns(
+            usable["imported_at"].alias("fetched_at"), pl.lit("export").alias("source"))
+    if frames and exported.height:
+        archive_only = [f.column for f in ARCHIVE_ONLY_FIELDS]
+        extra = exported.select("activity_id", *(pl.col(c).alias(f"_{c}") for c in archive_only))
+        api = frames[0].join(extra, on="activity_id", how="left").with_columns(
+            pl.coalesce(c, f"_{c}").alias(c) for c in archive_only
+        )
+        frames = [api.drop(f"_{c}" for c in archive_only)]
+        exported = exported.filter(~pl.col("activity_id").is_in(api["activity_id"].implode()))
+    if exported.height:
+        frames.append(exported)
+    if not frames:
+        return pl.DataFrame(schema=ACTIVITY_SCHEMA)
+    return pl.concat([f.select(list(ACTIVITY_SCHEMA)) for f in frames], how="vertical")
 
 
 #: The widest distance between a local wall clock and UTC (UTC+14 in Kiribati, UTC-12 on Baker Island).

@@ -5,7 +5,7 @@ Each returns what is wrong (offending ids, days or counts), empty when all is we
 rules are tested on plain frames.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 
 import polars as pl
@@ -27,10 +27,13 @@ def duplicate_id_problems(activities: pl.DataFrame) -> list[int]:
     return sorted(dupes) + ([-1] if ids.null_count() else [])
 
 
-def missing_streams_problems(activities_raw: pl.DataFrame, streams_raw: pl.DataFrame) -> list[int]:
+def missing_streams_problems(
+    activities_raw: pl.DataFrame, streams_raw: pl.DataFrame, archived: Collection[int] = ()
+) -> list[int]:
     """Non-manual activities with neither streams nor a recorded 404 in ``streams_raw``.
 
-    ``activities_raw``: at least ``activity_id`` and ``manual``.
+    ``activities_raw``: at least ``activity_id`` and ``manual``. ``archived``: activities whose original file
+    the export archive holds (their samples come from it, so they need no streams).
     """
     if activities_raw.is_empty():
         return []
@@ -39,7 +42,7 @@ def missing_streams_problems(activities_raw: pl.DataFrame, streams_raw: pl.DataF
         recorded = set(
             streams_raw.filter(pl.col("status").is_in(["ok", "not_found"])).get_column("activity_id").to_list()
         )
-    recorded_or_manual = pl.col("manual") | pl.col("activity_id").is_in(sorted(recorded))
+    recorded_or_manual = pl.col("manual") | pl.col("activity_id").is_in(sorted(recorded | set(archived)))
     return sorted(activities_raw.filter(~recorded_or_manual).get_column("activity_id").to_list())
 
 
@@ -76,6 +79,22 @@ def heartrate_problems(activity_streams: pl.DataFrame) -> dict[int, int]:
     return dict(bad.iter_rows())
 
 
+def raw_activity_keys(activities_raw: pl.DataFrame, export_raw: pl.DataFrame) -> pl.DataFrame:
+    """(activity_id, activity_date) of every activity the raw layers hold once: the API's rows, plus the
+    archive's rows with a usable summary whose id the API has not listed (what ``activities`` must hold)."""
+    frames = []
+    if activities_raw.width:
+        frames.append(activities_raw.select("activity_id", "activity_date"))
+    if export_raw.width:
+        usable = export_raw.filter(pl.col("summary").is_not_null()).select("activity_id", "activity_date")
+        if frames:
+            usable = usable.filter(~pl.col("activity_id").is_in(frames[0]["activity_id"].implode()))
+        frames.append(usable)
+    if not frames:
+        return pl.DataFrame(schema={"activity_id": pl.Int64, "activity_date": pl.Date})
+    return pl.concat(frames, how="vertical")
+
+
 def row_count_problems(activities_raw: pl.DataFrame, activities: pl.DataFrame, days: Sequence[date]
                        ) -> dict[str, tuple[int, int]]:
     """Days whose raw and typed row counts differ: 'YYYY-MM-DD' -> (raw, typed)."""
@@ -91,3 +110,11 @@ def row_count_problems(activities_raw: pl.DataFrame, activities: pl.DataFrame, d
         for day in sorted({*days, *raw, *typed})
         if raw.get(day, 0) != typed.get(day, 0)
     }
+
+
+def unreadable_export_problems(export_raw: pl.DataFrame) -> dict[int, str]:
+    """Archive activities whose original file is missing or could not be read: id -> the reason."""
+    if export_raw.width == 0 or export_raw.is_empty():
+        return {}
+    bad = export_raw.filter(pl.col("status").is_in(["failed", "missing_file"]))
+    return {a: e or s for a, s, e in bad.select("activity_id", "status", "error").iter_rows()}

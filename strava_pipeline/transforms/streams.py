@@ -9,7 +9,7 @@ don't know (``watts_calc``, ``grade_adjusted_speed``, ...) stay in the raw layer
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -53,6 +53,7 @@ STREAM_SCHEMA: dict[str, pl.DataType] = {
     "temp_c": pl.Int16,
     "moving": pl.Boolean,
     "grade_pct": pl.Float64,
+    "source": pl.String,  # "api" (Strava's streams) or "export" (the archive's original file)
 }
 
 #: Stream type -> typed column, for the scalar streams (latlng is split into two columns).
@@ -181,12 +182,15 @@ def activity_stream_frame(activity_id: int, activity_date: Any, payload: Any) ->
         pl.lit(activity_id, dtype=pl.Int64).alias("activity_id"),
         pl.lit(activity_date, dtype=pl.Date).alias("activity_date"),
         pl.int_range(0, n, dtype=pl.Int32).alias("sample_index"),
+        pl.lit("api").alias("source"),
     )
     return frame.select(list(STREAM_SCHEMA))
 
 
 def streams_frame(raw: pl.DataFrame) -> pl.DataFrame:
     """Typed samples of every activity in a raw streams frame (rows with status "ok")."""
+    if raw.width == 0:  # streams_raw never materialised (an archive-only mirror)
+        return pl.DataFrame(schema=STREAM_SCHEMA)
     frames = list(_iter_activity_frames(raw.filter(pl.col("status") == "ok")))
     if not frames:
         return pl.DataFrame(schema=STREAM_SCHEMA)
@@ -200,3 +204,34 @@ def _iter_activity_frames(raw: pl.DataFrame) -> Iterable[pl.DataFrame]:
         except (TypeError, orjson.JSONDecodeError) as exc:
             raise PayloadError(f"activity {activity_id}", "<streams payload>", f"is not valid JSON: {exc}") from None
         yield activity_stream_frame(activity_id, activity_date, parsed)
+
+
+def archived_recordings(export_raw: pl.DataFrame) -> set[int]:
+    """Activities whose original file the export archive holds and that decoded: they need no API request."""
+    if export_raw.width == 0 or export_raw.is_empty():
+        return set()
+    return set(export_raw.filter(pl.col("status") == "ok").get_column("activity_id").to_list())
+
+
+def recorded_streams_frame(
+    export_raw: pl.DataFrame, read_samples: Callable[[str, str], pl.DataFrame]
+) -> pl.DataFrame:
+    """Typed samples of the archive's decoded files: ``read_samples(file_sha256, file_path)`` gives one
+    file's samples (one row per record in file order); each becomes one ``activity_streams`` row."""
+    if export_raw.width == 0 or export_raw.is_empty():
+        return pl.DataFrame(schema=STREAM_SCHEMA)
+    frames = []
+    ok = export_raw.filter(pl.col("status") == "ok")
+    for activity_id, activity_date, sha, path in ok.select(
+        "activity_id", "activity_date", "file_sha256", "file_path"
+    ).iter_rows():
+        samples = read_samples(sha, path)
+        frames.append(samples.with_columns(
+            pl.lit(activity_id, dtype=pl.Int64).alias("activity_id"),
+            pl.lit(activity_date, dtype=pl.Date).alias("activity_date"),
+            pl.int_range(0, samples.height, dtype=pl.Int32).alias("sample_index"),
+            pl.lit("export").alias("source"),
+        ).select([pl.col(c).cast(t) for c, t in STREAM_SCHEMA.items()]))
+    if not frames:
+        return pl.DataFrame(schema=STREAM_SCHEMA)
+    return pl.concat(frames, how="vertical", rechunk=True)

@@ -13,7 +13,8 @@ from strava_pipeline.defs import build_definitions
 from strava_pipeline.settings import Settings
 
 EXPECTED_ASSETS = {
-    "athlete_raw", "athlete", "gear", "activities_raw", "activities", "streams_raw", "activity_streams",
+    "athlete_raw", "athlete", "gear", "export_archive", "export_activities_raw", "activities_raw", "activities",
+    "streams_raw", "activity_streams",
     "activity_metrics", "daily_training_load", "weekly_summary", "training_report",
 }
 
@@ -34,10 +35,11 @@ def test_definitions_validate_and_hold_every_asset_check_and_automation(tmp_path
     assert keys == EXPECTED_ASSETS
     assert {c.key.name for d in defs.asset_checks for c in d.check_specs} == {
         "unique_activity_ids", "raw_and_typed_row_counts_agree", "every_activity_has_streams",
-        "streams_have_equal_length", "heartrate_in_range",
+        "streams_have_equal_length", "heartrate_in_range", "export_files_readable",
     }
     assert defs.resolve_schedule_def("daily_sync").execution_timezone == "Europe/Berlin"
     assert defs.resolve_sensor_def("new_or_changed_activities") is not None
+    assert defs.resolve_sensor_def("new_export_archive") is not None
     assert set(defs.resources) == {"strava", "landed", "io_manager"}
 
 
@@ -53,7 +55,7 @@ def test_every_asset_is_described_grouped_by_module_and_stored_by_the_default_io
     assert groups["streams_raw"] == groups["activity_streams"] == "streams"
     for asset in defs.assets:
         for spec in asset.specs:
-            if spec.key.to_user_string() != "training_report":
+            if spec.key.to_user_string() not in {"training_report", "export_archive"}:
                 assert asset.get_io_manager_key_for_asset_key(spec.key) == "io_manager"
 
 

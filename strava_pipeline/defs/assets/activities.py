@@ -63,10 +63,13 @@ def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
         backfill_policy=BACKFILL_POLICY,
         metadata=table_metadata(ACTIVITY_SCHEMA),
     )
-    def activities(activities_raw: pl.DataFrame) -> pl.DataFrame:
-        """Typed activity summaries (units in column names, sport_type as free text), built only from
-        `activities_raw`: rebuilding it never calls Strava.
+    def activities(activities_raw: pl.DataFrame, export_activities_raw: pl.DataFrame) -> pl.DataFrame:
+        """Typed activity summaries, one row per activity whatever its source (units in column names,
+        sport_type as free text): the API summary when the API has it, else the export archive's row
+        (`source` says which), plus what only the archive records (relative effort, perceived exertion,
+        private note, gear name, weather, steps, grade-adjusted distance). Built from `activities_raw` and
+        `export_activities_raw` only: rebuilding it never calls Strava.
         """
-        return activities_frame(activities_raw)
+        return activities_frame(activities_raw, export_activities_raw)
 
     return [activities_raw, activities]

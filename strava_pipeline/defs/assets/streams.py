@@ -8,6 +8,7 @@ empties the landing cache of what it has committed.
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -15,10 +16,17 @@ import polars as pl
 from strava_pipeline.defs.metadata import WAREHOUSE_KINDS, table_metadata
 from strava_pipeline.defs.partitions import STREAMS_BACKFILL_POLICY, partition_days
 from strava_pipeline.defs.resources import STRAVA_API_POOL, LandedDataResource, StravaResource
+from strava_pipeline.ingest.export_import import read_samples
 from strava_pipeline.ingest.in_flight import IN_FLIGHT, fetch_and_land
 from strava_pipeline.ingest.stream_plan import plan_streams
 from strava_pipeline.transforms.activities import with_summary_columns
-from strava_pipeline.transforms.streams import STREAM_SCHEMA, STREAMS_RAW_SCHEMA, streams_frame
+from strava_pipeline.transforms.streams import (
+    STREAM_SCHEMA,
+    STREAMS_RAW_SCHEMA,
+    archived_recordings,
+    recorded_streams_frame,
+    streams_frame,
+)
 
 GROUP = "streams"
 #: The landing cache every streams response is written to the moment it arrives.
@@ -50,19 +58,23 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         context: dg.AssetExecutionContext,
         config: StreamsConfig,
         activities_raw: pl.DataFrame,
+        export_activities_raw: pl.DataFrame,
         strava: StravaResource,
         landed: LandedDataResource,
     ) -> dg.Output[pl.DataFrame]:
         """Verbatim `/activities/{id}/streams` responses (all documented keys, key_by_type=true), one row per
-        non-manual activity; a 404 is recorded as status `not_found`. Streams already landed for an activity
-        whose recording did not change are reused, never requested twice.
+        non-manual activity the export archive does not hold; a 404 is recorded as status `not_found`.
+        Streams already landed for an activity whose recording did not change are reused, never requested
+        twice, and an activity whose original file the archive holds is never requested at all.
         """
         days = partition_days(context)
+        in_archive = archived_recordings(export_activities_raw)
         previous = {} if config.refetch else {
             row["activity_id"]: row for row in landed.read("streams_raw", days).iter_rows(named=True)
         }
         cache = landed.landing_cache(STREAMS_CACHE)
-        plan = plan_streams(with_summary_columns(activities_raw), previous, cache, refetch=config.refetch)
+        plan = plan_streams(with_summary_columns(activities_raw), previous, cache, refetch=config.refetch,
+                            in_archive=in_archive)
         now = datetime.now(UTC)
         rows: list[dict[str, object]] = list(plan.reused_rows)
         rows += [_row(a, d, f, body, now) for a, d, f, body in plan.cached]
@@ -81,17 +93,20 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
                     body, made_request = future.result()
                     requested += made_request
                     rows.append(_row(activity_id, activity_date, fingerprint, body, datetime.now(UTC)))
+        # Streams landed before the archive was imported: the archive's original file now stands for them.
+        rows = [r for r in rows if r["activity_id"] not in in_archive]
         reused, cached = len(plan.reused_rows), len(plan.cached)
         ahead = len(plan.to_fetch) - requested
         frame = pl.DataFrame(rows, schema=STREAMS_RAW_SCHEMA).sort("activity_date", "activity_id")
         context.log.info(
             f"streams for {frame.height} activities: {requested} requested, {reused} reused, "
-            f"{cached} from the landing cache, {ahead} fetched ahead by the backfill"
+            f"{cached} from the landing cache, {ahead} fetched ahead by the backfill, "
+            f"{len(in_archive)} read from the export archive instead"
         )
         return dg.Output(
             frame,
             metadata={"api_requests": requested, "reused_landed": reused, "reused_cached": cached,
-                      "fetched_ahead": ahead},
+                      "fetched_ahead": ahead, "in_export_archive": len(in_archive)},
         )
 
     @dg.asset(
@@ -102,11 +117,22 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         backfill_policy=STREAMS_BACKFILL_POLICY,
         metadata=table_metadata(STREAM_SCHEMA),
     )
-    def activity_streams(streams_raw: pl.DataFrame) -> pl.DataFrame:
+    def activity_streams(
+        streams_raw: pl.DataFrame, export_activities_raw: pl.DataFrame, landed: LandedDataResource
+    ) -> pl.DataFrame:
         """One row per sample: time offset, position, altitude, distance, velocity, heart rate, cadence,
-        power, temperature, moving, grade. Built from `streams_raw`; unknown stream types stay raw.
+        power, temperature, moving, grade, and `source`. Built from `streams_raw` (unknown stream types stay
+        raw) and, for activities whose original upload the export archive holds, from that file: one row per
+        FIT record / GPX trkpt / TCX Trackpoint, the file being the lossless original.
         """
-        return streams_frame(streams_raw)
+        data_dir = Path(landed.data_dir)
+        exported = recorded_streams_frame(
+            export_activities_raw, lambda sha, path: read_samples(data_dir, sha, path)
+        )
+        in_archive = archived_recordings(export_activities_raw)
+        keep_api = in_archive and streams_raw.width
+        api = streams_raw.filter(~pl.col("activity_id").is_in(sorted(in_archive))) if keep_api else streams_raw
+        return pl.concat([streams_frame(api), exported], how="vertical")
 
     return [streams_raw, activity_streams]
 
