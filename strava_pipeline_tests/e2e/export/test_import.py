@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+import zipfile
 from datetime import date
 from pathlib import Path
 
@@ -139,3 +140,38 @@ def test_derived_tables_from_the_archive_match_those_from_the_api(
         relative = ((a - b).abs() / a.abs().clip(lower_bound=1))
         worst = joined.with_columns(relative.alias("_r")).sort("_r", descending=True, nulls_last=True).head(3)
         assert relative.drop_nulls().max() <= tolerance, f"{column}: {worst}"
+
+
+def test_german_and_pre_2019_archives_import_the_same_activities(make_pipeline, tmp_path: Path) -> None:
+    p = make_pipeline(_config(), **NO_CREDENTIALS)
+    english = p.sim.write_export(tmp_path / "en")
+    german = p.sim.write_export(tmp_path / "de", language="de")
+    run_import(p.settings, german.path, progress=lambda _: None)
+    typed = {r[0]: r[1:] for r in p.query("SELECT activity_id, name, sport_type, distance_m, moving_time_s "
+                                          "FROM strava.activities")}
+    assert sorted(typed) == sorted(p.sim.activity_ids())
+    truth = {s["id"]: s for s in p.sim.activities()}
+    for activity_id, (name, sport, distance, moving) in typed.items():
+        summary = truth[activity_id]
+        assert (name, sport, moving) == (summary["name"], summary["sport_type"], summary["moving_time"])
+        assert abs(distance - summary["distance"]) < 0.01
+    assert _samples_per_activity(p, "export") == _file_samples(english)
+
+    old = make_pipeline(_config(), **NO_CREDENTIALS)
+    legacy = old.sim.write_export(tmp_path / "2018", layout="2018")
+    run_import(old.settings, legacy.path, progress=lambda _: None)
+    assert old.ids("activities") == sorted(old.sim.activity_ids())
+
+
+def test_members_that_would_leave_the_archive_are_refused(make_pipeline, tmp_path: Path) -> None:
+    p = make_pipeline(_config(), **NO_CREDENTIALS)
+    manifest = p.sim.write_export(tmp_path / "downloads")
+    with zipfile.ZipFile(manifest.path, "a") as archive:
+        archive.writestr("../../escaped.txt", b"outside")
+        archive.writestr("/etc/cron.d/evil", b"outside")
+    report = run_import(p.settings, manifest.path, progress=lambda _: None)
+    assert {name for name, _ in report.staged.refused} == {"../../escaped.txt", "/etc/cron.d/evil"}
+    assert not (tmp_path / "escaped.txt").exists() and not Path("/etc/cron.d/evil").exists()
+    written = [f for f in p.settings.data_dir.rglob("*") if f.is_file()]
+    assert all(f.read_bytes() != b"outside" for f in written if f.stat().st_size == 7)
+    assert p.ids("activities") == sorted(p.sim.activity_ids())
