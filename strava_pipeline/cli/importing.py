@@ -39,7 +39,8 @@ def run_import(
                            api_dates=api_local_dates(settings.data_dir))
     counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(staged.statuses.items()))
     progress(f"{path.name}: {staged.activities} activities ({counts}), {staged.samples} samples"
-             + (f", decoded with {staged.decoder}" if staged.decoder else ""))
+             + (", files read by " + ", ".join(f"{d} ({n})" for d, n in staged.decoders.items())
+                if staged.decoders else ""))
     for what, why in staged.refused:
         progress(f"  refused {what}: {why}")
     if not staged.days:

@@ -82,7 +82,8 @@ class StagedArchive:
     #: Days whose export rows are new, changed or moved away: the partitions to materialise.
     days: list[date] = field(default_factory=list)
     samples: int = 0
-    decoder: str | None = None
+    #: Files read by each decoder ("fitfast 0.1.0": 830, "lxml 6.1.3": 120, ...).
+    decoders: dict[str, int] = field(default_factory=dict)
 
 
 def _sha256_of_file(path: Path) -> str:
@@ -284,7 +285,9 @@ def stage_archive(
     staged.activities = len(rows)
     for record in rows:
         staged.statuses[record["status"]] = staged.statuses.get(record["status"], 0) + 1
-    staged.decoder = next((d["decoder"] for d in decoded.values() if d.get("decoder")), None)
+    for result in decoded.values():
+        if result.get("decoder"):
+            staged.decoders[result["decoder"]] = staged.decoders.get(result["decoder"], 0) + 1
     staged.days = _merge_index(paths, pl.DataFrame(rows, schema=EXPORT_ACTIVITY_RAW_SCHEMA))
     write_atomic(paths.manifest(archive_sha), json.dumps({
         "archive": path.name, "sha256": archive_sha, "imported_at": now.isoformat(), "members": stored,
