@@ -179,6 +179,8 @@ def archive_fingerprint(path: Path) -> str:
         found = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in archives_in(path)]
     except FileNotFoundError:
         return ""
+    if not found:
+        return ""
     return hashlib.sha256(json.dumps(found).encode()).hexdigest()[:16]
 
 
