@@ -32,7 +32,7 @@ SYNC_JOB_NAME = "sync_days"
 #: What an imported archive changes, for a range of days: its raw rows and everything built from them, and
 #: nothing that calls Strava (an import works without credentials or a subscription).
 ARCHIVE_DAY_ASSETS = (
-    "export_activities_raw", "activities", "activity_streams", "activity_metrics",
+    "athlete", "gear", "export_activities_raw", "activities", "activity_streams", "activity_metrics",
     "daily_training_load", "weekly_summary", "training_report",
 )
 DEFAULT_LOOKBACK_DAYS = 3

@@ -25,17 +25,19 @@ import polars as pl
 from strava_pipeline.export.activities_csv import CsvRow, parse_activities_csv
 from strava_pipeline.export.archive import ACTIVITIES_CSV, Archive, open_archive
 from strava_pipeline.export.local_time import LocalStart, local_start
+from strava_pipeline.export.profile import gear_documents, profile_document
 from strava_pipeline.export.recordings import RecordingError, decode_recording
 from strava_pipeline.export.summaries import export_summary
 from strava_pipeline.storage.blobs import BlobStore
 from strava_pipeline.storage.files import write_atomic
 from strava_pipeline.storage.parquet_store import ParquetStore
 from strava_pipeline.transforms.activities import EXPORT_ACTIVITY_RAW_SCHEMA
+from strava_pipeline.transforms.athlete import ATHLETE_RAW_SCHEMA
 from strava_pipeline.transforms.recorded_streams import complete_streams
 
 __all__ = [
-    "ExportPaths", "StagedArchive", "api_local_dates", "archives_in", "read_index", "read_samples", "redate_to_api",
-    "stage_archive",
+    "ExportPaths", "StagedArchive", "api_local_dates", "archives_in", "read_archive_athlete", "read_index",
+    "read_samples", "redate_to_api", "stage_archive",
 ]
 
 _HASH_CHUNK = 1 << 20
@@ -58,6 +60,11 @@ class ExportPaths:
     @property
     def index(self) -> Path:
         return self.root / "index.parquet"
+
+    @property
+    def athlete(self) -> Path:
+        """The newest archive's athlete and gear, as ``athlete_raw`` rows in the API's document shapes."""
+        return self.root / "athlete_raw.parquet"
 
     def manifest(self, archive_sha256: str) -> Path:
         return self.root / "archives" / f"{archive_sha256}.json"
@@ -182,6 +189,30 @@ def api_local_dates(data_dir: Path) -> dict[int, date]:
     return dict(frame.iter_rows()) if frame.width else {}
 
 
+def _write_athlete(paths: ExportPaths, stored: Mapping[str, Mapping[str, Any]], now: datetime) -> None:
+    """The archive's profile and gear as ``athlete_raw``-shaped rows (kept beside the index)."""
+    def member(name: str) -> bytes | None:
+        entry = stored.get(name)
+        return paths.blobs.read(entry["sha256"]) if entry is not None else None
+
+    profile = profile_document(member("profile.csv"))
+    if profile is None:
+        return
+    rows = [{"resource": "athlete", "resource_id": str(profile["id"]), "fetched_at": now,
+             "payload": json.dumps(profile, ensure_ascii=False)}]
+    rows += [{"resource": "gear", "resource_id": g["id"], "fetched_at": now,
+              "payload": json.dumps(g, ensure_ascii=False)} for g in gear_documents(member("bikes.csv"),
+                                                                                     member("shoes.csv"))]
+    frame = pl.DataFrame(rows, schema=ATHLETE_RAW_SCHEMA)
+    write_atomic(paths.athlete, lambda tmp: frame.write_parquet(tmp))
+
+
+def read_archive_athlete(data_dir: Path) -> pl.DataFrame:
+    """The imported archive's athlete and gear as ``athlete_raw`` rows; empty before any import."""
+    path = ExportPaths(data_dir).athlete
+    return pl.read_parquet(path) if path.is_file() else pl.DataFrame(schema=ATHLETE_RAW_SCHEMA)
+
+
 def read_index(data_dir: Path, days: Iterable[date] | None = None) -> pl.DataFrame:
     """The archive index (``export_activities_raw`` rows), for ``days`` or whole; empty before any import."""
     path = ExportPaths(data_dir).index
@@ -289,6 +320,7 @@ def stage_archive(
         if result.get("decoder"):
             staged.decoders[result["decoder"]] = staged.decoders.get(result["decoder"], 0) + 1
     staged.days = _merge_index(paths, pl.DataFrame(rows, schema=EXPORT_ACTIVITY_RAW_SCHEMA))
+    _write_athlete(paths, stored, now)
     write_atomic(paths.manifest(archive_sha), json.dumps({
         "archive": path.name, "sha256": archive_sha, "imported_at": now.isoformat(), "members": stored,
         "refused": refused, "layout": parsed.layout,

@@ -1,10 +1,13 @@
 """Athlete-level assets: the profile, heart-rate zones and gear (raw), and their typed tables."""
 
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 
 from strava_pipeline.defs.metadata import WAREHOUSE_KINDS, table_metadata
-from strava_pipeline.defs.resources import STRAVA_API_POOL, StravaResource
+from strava_pipeline.defs.resources import STRAVA_API_POOL, LandedDataResource, StravaResource
+from strava_pipeline.ingest.export_import import read_archive_athlete
 from strava_pipeline.strava import ApiResponse, StravaScopeError
 from strava_pipeline.transforms.athlete import (
     ATHLETE_RAW_SCHEMA,
@@ -52,13 +55,24 @@ def athlete_raw(context: dg.AssetExecutionContext, strava: StravaResource) -> dg
     return dg.Output(frame, metadata={"api_requests": len(rows)})
 
 
-@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS, metadata=table_metadata(ATHLETE_SCHEMA, partitioned=False))
-def athlete(athlete_raw: pl.DataFrame) -> pl.DataFrame:
-    """The athlete profile as one typed row with heart-rate zone bounds, built from `athlete_raw`."""
-    return athlete_frame(athlete_raw)
+def _documents(athlete_raw: pl.DataFrame, landed: LandedDataResource, resource: str) -> pl.DataFrame:
+    """The API's documents of a kind when it has any, else the imported archive's (an archive-only mirror)."""
+    if athlete_raw.width and athlete_raw.filter(pl.col("resource") == resource).height:
+        return athlete_raw
+    return read_archive_athlete(Path(landed.data_dir))
 
 
-@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS, metadata=table_metadata(GEAR_SCHEMA, partitioned=False))
-def gear(athlete_raw: pl.DataFrame) -> pl.DataFrame:
-    """Bikes and shoes with their lifetime distance, built from `athlete_raw`."""
-    return gear_frame(athlete_raw)
+@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS, metadata=table_metadata(ATHLETE_SCHEMA, partitioned=False),
+          deps=["export_archive"])
+def athlete(athlete_raw: pl.DataFrame, landed: LandedDataResource) -> pl.DataFrame:
+    """The athlete profile as one typed row with heart-rate zone bounds, built from `athlete_raw` (or, in a
+    mirror without API access, from the export archive's `profile.csv`)."""
+    return athlete_frame(_documents(athlete_raw, landed, "athlete"))
+
+
+@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS, metadata=table_metadata(GEAR_SCHEMA, partitioned=False),
+          deps=["export_archive"])
+def gear(athlete_raw: pl.DataFrame, landed: LandedDataResource) -> pl.DataFrame:
+    """Bikes and shoes with their lifetime distance, built from `athlete_raw` (or, without API access, the
+    names, brands and models of the export archive's `bikes.csv` and `shoes.csv`)."""
+    return gear_frame(_documents(athlete_raw, landed, "gear"))

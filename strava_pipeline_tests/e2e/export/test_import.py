@@ -18,7 +18,7 @@ from strava_pipeline.storage.parquet_store import ParquetStore
 
 START, END = date(2024, 1, 1), date(2024, 2, 29)
 NO_CREDENTIALS = {"STRAVA_CLIENT_ID": "", "STRAVA_CLIENT_SECRET": "", "STRAVA_REFRESH_TOKEN": ""}
-TABLES = ("export_activities_raw", "activities", "activity_streams", "activity_metrics", "daily_training_load",
+TABLES = ("athlete", "gear", "export_activities_raw", "activities", "activity_streams", "activity_metrics", "daily_training_load",
           "weekly_summary")
 
 
@@ -59,6 +59,7 @@ def test_an_archive_alone_fills_every_table_without_a_single_request(make_pipeli
     store = ParquetStore(p.settings.parquet_dir)
     assert sorted(store.read("activities").get_column("activity_id").to_list()) == truth
     assert store.read("activity_streams").height == sum(_samples_per_activity(p).values())
+    assert p.query("SELECT athlete_id FROM strava.athlete") == [(p.sim.athlete_id,)]
     assert report.staged.statuses == {"ok": len(_file_samples(manifest)),
                                       "no_file": len(truth) - len(_file_samples(manifest))}
 
