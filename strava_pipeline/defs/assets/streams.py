@@ -65,7 +65,8 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         """Verbatim `/activities/{id}/streams` responses (all documented keys, key_by_type=true), one row per
         non-manual activity the export archive does not hold; a 404 is recorded as status `not_found`.
         Streams already landed for an activity whose recording did not change are reused, never requested
-        twice, and an activity whose original file the archive holds is never requested at all.
+        twice (and kept when the archive later brings its original file), and an activity whose original
+        file the archive holds is never requested at all.
         """
         days = partition_days(context)
         in_archive = archived_recordings(export_activities_raw)
@@ -93,8 +94,6 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
                     body, made_request = future.result()
                     requested += made_request
                     rows.append(_row(activity_id, activity_date, fingerprint, body, datetime.now(UTC)))
-        # Streams landed before the archive was imported: the archive's original file now stands for them.
-        rows = [r for r in rows if r["activity_id"] not in in_archive]
         reused, cached = len(plan.reused_rows), len(plan.cached)
         ahead = len(plan.to_fetch) - requested
         frame = pl.DataFrame(rows, schema=STREAMS_RAW_SCHEMA).sort("activity_date", "activity_id")
