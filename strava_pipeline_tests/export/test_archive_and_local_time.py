@@ -100,3 +100,25 @@ def test_an_impossible_device_offset_falls_through_to_gps() -> None:
     found = local_start(START, fit_local_timestamp=datetime(2031, 1, 1), fit_timestamp_utc=START,
                         first_position=(51.5, -0.12))
     assert found.rule == "gps_timezone" and found.timezone == "Europe/London"
+
+
+def test_the_apis_date_wins_at_staging_and_later(tmp_path: Path) -> None:
+    """Rule 1: an activity the API lists is filed under the API's local date, whenever the API learns of it."""
+    from strava_pipeline.ingest.export_import import read_index, redate_to_api, stage_archive
+    from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
+
+    sim = StravaSimulator(SimulatorConfig(seed=2, start_date=date(2024, 6, 1), end_date=date(2024, 6, 20),
+                                          activities=6))
+    manifest = sim.write_export(tmp_path / "downloads")
+    first, second = (a.activity_id for a in manifest.activities[:2])
+    staged = stage_archive(manifest.path, tmp_path / "data", api_dates={first: date(2030, 1, 1)})
+    index = {r["activity_id"]: r for r in read_index(tmp_path / "data").iter_rows(named=True)}
+    assert (index[first]["activity_date"], index[first]["local_date_rule"]) == (date(2030, 1, 1), "api")
+    assert index[second]["local_date_rule"] != "api"
+    assert date(2030, 1, 1) in staged.days
+
+    moved = redate_to_api(tmp_path / "data", {second: date(2031, 1, 1)})
+    assert date(2031, 1, 1) in moved and index[second]["activity_date"] in moved
+    again = {r["activity_id"]: r for r in read_index(tmp_path / "data").iter_rows(named=True)}
+    assert (again[second]["activity_date"], again[second]["local_date_rule"]) == (date(2031, 1, 1), "api")
+    assert redate_to_api(tmp_path / "data", {second: date(2031, 1, 1)}) == []

@@ -18,8 +18,8 @@ from strava_pipeline.storage.parquet_store import ParquetStore
 
 START, END = date(2024, 1, 1), date(2024, 2, 29)
 NO_CREDENTIALS = {"STRAVA_CLIENT_ID": "", "STRAVA_CLIENT_SECRET": "", "STRAVA_REFRESH_TOKEN": ""}
-TABLES = ("athlete", "gear", "export_activities_raw", "activities", "activity_streams", "activity_metrics", "daily_training_load",
-          "weekly_summary")
+TABLES = ("athlete", "gear", "export_activities_raw", "activities", "activity_streams", "activity_metrics",
+          "daily_training_load", "weekly_summary")
 
 
 def _config(**overrides: object) -> SimulatorConfig:
