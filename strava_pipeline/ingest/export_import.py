@@ -121,11 +121,14 @@ def _file_format(name: str) -> str:
 
 
 def _decode_one(blob: str, name: str, cache: str) -> dict[str, Any]:
-    """Worker: decode one original file, cache its completed samples, return what the index needs."""
+    """Decode one original file, cache its completed samples, return what the index needs. A file that
+    cannot be read fails only its own activity, whatever the reason."""
     try:
         recording = decode_recording(Path(blob).read_bytes(), name)
     except RecordingError as exc:
         return {"status": "failed", "error": str(exc)}
+    except Exception as exc:  # a decoder's own bug on an odd file must not stop the other activities
+        return {"status": "failed", "error": f"{name}: could not be read ({type(exc).__name__}: {exc})"}
     samples = complete_streams(recording.samples)
     write_atomic(Path(cache), lambda tmp: samples.write_parquet(tmp, compression="zstd"))
     positions = samples.filter(pl.col("lat").is_not_null() & pl.col("lng").is_not_null()).select("lat", "lng")
