@@ -15,7 +15,14 @@ headers at all, and one real response carried ``","``.  So:
   pipeline share one budget (each acquire increments the shared count);
 * before a request that would take any window above ``limit - safety_margin`` we sleep until that window
   resets (or raise :class:`StravaRateLimitError` if the wait exceeds ``max_wait_seconds``);
-* a 429 marks the window exhausted so the next :meth:`acquire` waits for its reset.
+* a 429 marks the window exhausted so the next :meth:`acquire` waits for its reset;
+* a state file that cannot be read as a valid state (truncated, damaged by a crash, not UTF-8, wrong
+  types, missing parts) is never taken as "nothing used": that would forget what other processes spent.
+  The limiter keeps what it can still trust (readable parts of the file, its own last view of the budget),
+  marks the current 15-minute windows used up, logs one warning naming the file and rewrites it with that
+  state, so every process waits for the next quarter hour: at most one window is lost, never Strava's
+  budget.  The day is not assumed used up (that would cost a day); the next reported usage corrects it.
+  An empty file is simply new, and a valid state for another ``window_seconds`` is ignored.
 
 Window length is configurable (``window_seconds``; the day is ``96 * window_seconds``) so tests can compress
 time consistently with the simulator; windows are aligned to multiples of their length since the epoch,
@@ -36,6 +43,7 @@ State file format (JSON)::
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -176,6 +184,68 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _limits_problem(pair: Any) -> str | None:
+    if not isinstance(pair, list) or len(pair) != 2 or not all(v is None or _is_count(v) for v in pair):
+        return f"is {_short(pair)}, expected [15min, daily] (ints or null)"
+    return None
+
+
+def _entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"is {_short(entry)}, expected an object"
+    checks = {
+        "index": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+        "count": _is_count,
+        "reported": lambda v: v is None or _is_count(v),
+        "exhausted": lambda v: isinstance(v, bool),
+    }
+    for key, ok in checks.items():
+        if key not in entry:
+            return f"has no {key!r}"
+        if not ok(entry[key]):
+            return f"has {key!r} = {_short(entry[key])}"
+    return None
+
+
+_MISSING = object()
+
+
+def _short(value: Any) -> str:
+    text = "missing" if value is _MISSING else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    """``obj[k1][k2]...``, or ``_MISSING`` where a level is missing or not an object."""
+    for key in keys:
+        if not isinstance(obj, dict) or key not in obj:
+            return _MISSING
+        obj = obj[key]
+    return obj
+
+
+def _state_problem(state: Any) -> str | None:
+    """What keeps a parsed state file from being a valid state (see the module docstring), or None."""
+    if not isinstance(state, dict):
+        return f"expected a JSON object, found {_short(state)}"
+    if state.get("format") != STATE_FORMAT:
+        return f"'format' is {_short(_get(state, 'format'))}, expected {STATE_FORMAT!r}"
+    ws = _get(state, "window_seconds")
+    if not (isinstance(ws, int | float) and not isinstance(ws, bool) and math.isfinite(ws) and ws > 0):
+        return f"'window_seconds' is {_short(ws)}"
+    for bucket in BUCKETS:
+        if problem := _limits_problem(_get(state, "limits", bucket)):
+            return f"'limits.{bucket}' {problem}"
+        for window in WINDOWS:
+            if problem := _entry_problem(_get(state, "windows", bucket, window)):
+                return f"'windows.{bucket}.{window}' {problem}"
+    return None
+
+
 class RateLimiter:
     """Throttle requests to stay inside Strava's limits; see the module docstring for the model.
 
@@ -217,6 +287,7 @@ class RateLimiter:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             self._file_lock = FileLock(str(self.state_path) + ".lock", thread_local=False)
         self._memory_state: dict[str, Any] = self._empty_state()
+        self._unreadable_seen: bytes | None = None  # the damaged content last warned about
         self._announce_lock = threading.Lock()
         self._announced_resume: float | None = None  # the reset time the last WARNING announced
         self.wait_count = 0  # number of waits (for tests and diagnostics)
@@ -249,20 +320,61 @@ class RateLimiter:
             },
         }
 
-    def _parse_file_state(self, raw: bytes) -> dict[str, Any]:
-        if not raw.strip():
-            return self._empty_state()
+    def _parse_file_state(self, raw: bytes, now: float) -> dict[str, Any]:
+        if not raw:
+            return self._empty_state()  # just created
         try:
             state = json.loads(raw)
-        except ValueError:
-            self._log.warning("ignoring unreadable rate-limit state file %s", self.state_path)
-            return self._empty_state()
-        if (
-            not isinstance(state, dict)
-            or state.get("format") != STATE_FORMAT
-            or float(state.get("window_seconds") or 0) != self.window_seconds
-        ):
-            return self._empty_state()
+        except UnicodeDecodeError as exc:
+            state, problem = None, f"not UTF-8 ({exc})"
+        except ValueError as exc:
+            state, problem = None, f"not valid JSON ({exc})"
+        except RecursionError:
+            state, problem = None, "not valid JSON (nested too deeply)"
+        else:
+            problem = _state_problem(state)
+        if problem is None:
+            self._unreadable_seen = None
+            if float(state["window_seconds"]) != self.window_seconds:
+                return self._empty_state()  # written for a compressed clock: its counts mean nothing here
+            return state
+        return self._recover(state, problem, raw, now)
+
+    def _recover(self, found: Any, problem: str, raw: bytes, now: float) -> dict[str, Any]:
+        """The safest state consistent with what we know when the file is unreadable (see the module docstring).
+
+        Usage is the larger of this limiter's last view and whatever parts of the file are still readable;
+        the current 15-minute windows are marked exhausted because other processes may have spent them since.
+        """
+        state = copy.deepcopy(self._memory_state)
+        self._roll(state, now)
+        ours = isinstance(found, dict) and found.get("format") == STATE_FORMAT
+        ours = ours and found.get("window_seconds") == self.window_seconds
+        for bucket in BUCKETS:
+            pair = _get(found, "limits", bucket) if ours else _MISSING
+            if _limits_problem(pair) is None:
+                known = state["limits"][bucket]
+                state["limits"][bucket] = [f if f is not None else k for f, k in zip(pair, known, strict=True)]
+            for window in WINDOWS:
+                entry = state["windows"][bucket][window]
+                saved = _get(found, "windows", bucket, window) if ours else _MISSING
+                if _entry_problem(saved) is None and saved["index"] == entry["index"]:
+                    entry["count"] = max(entry["count"], saved["count"])
+                    if saved["reported"] is not None:
+                        entry["reported"] = max(entry["reported"] or 0, saved["reported"])
+                    entry["exhausted"] = entry["exhausted"] or saved["exhausted"]
+            state["windows"][bucket]["15min"]["exhausted"] = True
+        # One warning per damaged content: the rewrite makes the next read valid, a new corruption is news.
+        level = logging.DEBUG if raw == self._unreadable_seen else logging.WARNING
+        self._unreadable_seen = raw
+        self._log.log(
+            level,
+            "rate-limit state file %s is unreadable: %s; assuming the current 15-minute windows are used up "
+            "(until %s UTC) instead of forgetting the shared budget, and rewriting it",
+            self.state_path,
+            problem,
+            f"{_utc(self.window_reset('15min', now)):%Y-%m-%d %H:%M:%S}",
+        )
         return state
 
     @contextlib.contextmanager
@@ -286,8 +398,9 @@ class RateLimiter:
                 fd = os.open(self.state_path, os.O_RDWR | os.O_CREAT, 0o600)
                 try:
                     raw = _read_all(fd)
-                    state = self._parse_file_state(raw)
-                    self._roll(state, self._clock())
+                    now = self._clock()
+                    state = self._parse_file_state(raw, now)
+                    self._roll(state, now)
                     yield state
                     state["updated_at"] = self._clock()
                     data = json.dumps(state, sort_keys=True).encode("utf-8")

@@ -372,3 +372,139 @@ def _acquire_many(args: tuple[str, int, object]) -> int:
     from strava_pipeline_tests.strava._workers import acquire_many
 
     return acquire_many(args)  # type: ignore[arg-type]
+
+
+# -- unreadable state file -----------------------------------------------------------------------------------
+#
+# Rule under test: a state file that cannot be read as a valid state is never taken as "nothing used yet".
+# The limiter keeps whatever it can still trust (readable parts of the file, its own last view of the
+# budget), marks the current 15-minute windows used up (other processes may have spent them), logs one
+# warning naming the file and rewrites the file with that state, so every process waits for the next
+# quarter hour instead of overspending.  The day is not assumed used up (that would lose a day).
+
+
+def _valid_state_file(path: Path, clock: FakeClock) -> dict:
+    """Let a limiter write a real state (read usage 50/100 and 500/1000 at 12:10) and return it as parsed."""
+    writer = RateLimiter(state_path=path, clock=clock, sleep=clock.sleep)
+    writer.acquire()
+    writer.observe(headers("50,500"), 200)
+    return json.loads(path.read_bytes())
+
+
+def _with(state: dict, *keys: str, value: object) -> bytes:
+    """``state`` as JSON with the nested entry at ``keys`` set to ``value``."""
+    state = json.loads(json.dumps(state))
+    node = state
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return json.dumps(state).encode()
+
+
+CORRUPT_STATES = {
+    "truncated JSON": lambda s: json.dumps(s).encode()[: len(json.dumps(s)) // 2],
+    "empty object": lambda s: b"{}",
+    "windows empty, nothing else": lambda s: b'{"windows": {}}',
+    "windows empty": lambda s: _with(s, "windows", value={}),
+    "windows missing": lambda s: json.dumps({k: v for k, v in s.items() if k != "windows"}).encode(),
+    "string count": lambda s: _with(s, "windows", "read", "15min", "count", value="12"),
+    "limits not a pair": lambda s: _with(s, "limits", "read", value="100,1000"),
+    "not UTF-8": lambda s: json.dumps(s).encode().replace(b'"count"', b'"c\xe9\xffount"', 1),
+    "zeros after a crash": lambda s: b"\x00" * len(json.dumps(s)),
+    "only blanks": lambda s: b" " * 40,
+    "a list": lambda s: b"[1, 2]",
+    "another format": lambda s: _with(s, "format", value="strava_pipeline.ratelimit/99"),
+}
+
+
+def _file_warnings(caplog: pytest.LogCaptureFixture, path: Path) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING and str(path) in r.getMessage()]
+
+
+@pytest.mark.parametrize("corrupt", list(CORRUPT_STATES.values()), ids=list(CORRUPT_STATES))
+def test_unreadable_state_file_waits_for_the_next_window_and_warns_once(
+    tmp_path: Path, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture, corrupt
+) -> None:
+    fake_clock.now = epoch("2026-03-01T12:10:00")
+    state = tmp_path / "rate.json"
+    state.write_bytes(corrupt(_valid_state_file(state, fake_clock)))
+    # Another process (a limiter that never saw the budget) finds the file in this state.
+    limiter = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep)
+    with caplog.at_level(logging.WARNING, logger="strava_pipeline.strava"):
+        limiter.acquire()
+        # The 12:10 window may already be spent by whoever wrote the file: wait for 12:15, never count from 0.
+        assert fake_clock.sleeps == [pytest.approx(300 + limiter.reset_slack_seconds)]
+        for _ in range(3):
+            limiter.acquire()
+            limiter.observe({}, 200)
+        limiter.snapshot()
+    (warning,) = _file_warnings(caplog, state)
+    assert "rate-limit state" in warning.getMessage()
+    saved = json.loads(state.read_bytes())  # rewritten as a valid state for every later reader
+    assert saved["format"] == "strava_pipeline.ratelimit/1"
+    assert saved["windows"]["read"]["15min"]["count"] == 4
+
+
+def test_unreadable_state_file_is_refused_until_the_next_window_for_every_reader(
+    tmp_path: Path, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_clock.now = epoch("2026-03-01T12:10:00")
+    state = tmp_path / "rate.json"
+    state.write_bytes(CORRUPT_STATES["empty object"](_valid_state_file(state, fake_clock)))
+    first = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep, max_wait_seconds=60)
+    later = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep, max_wait_seconds=60)
+    with caplog.at_level(logging.WARNING, logger="strava_pipeline.strava"):
+        for limiter in (first, first, later):
+            with pytest.raises(StravaRateLimitError) as info:
+                limiter.acquire()
+            assert info.value.resets_at == datetime(2026, 3, 1, 12, 15, tzinfo=UTC)
+        assert len(_file_warnings(caplog, state)) == 1  # the repaired file carries the verdict, silently
+        fake_clock.now = epoch("2026-03-01T12:15:00")
+        later.acquire()  # the next window is a fresh budget
+    assert fake_clock.sleeps == []
+    assert later.snapshot().get("read", "15min").usage == 1
+
+
+def test_unreadable_state_file_keeps_the_usage_this_limiter_saw(
+    tmp_path: Path, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_clock.now = epoch("2026-03-01T12:10:00")
+    state = tmp_path / "rate.json"
+    limiter = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep)
+    limiter.acquire()
+    limiter.observe(headers("50,500"), 200)
+    state.write_bytes(state.read_bytes()[:-40])  # e.g. a half-finished write
+    with caplog.at_level(logging.WARNING, logger="strava_pipeline.strava"):
+        snap = limiter.snapshot()
+        assert snap.get("read", "15min").usage == 50 and snap.get("read", "15min").exhausted
+        assert snap.get("read", "daily").usage == 500 and snap.get("read", "daily").limit == 1000
+        limiter.acquire()
+    assert fake_clock.sleeps == [pytest.approx(300 + limiter.reset_slack_seconds)]
+    assert limiter.snapshot().get("read", "daily").usage == 501  # the day's known usage was not forgotten
+    assert len(_file_warnings(caplog, state)) == 1
+    # A later corruption is news again.
+    state.write_bytes(b"{}")
+    with caplog.at_level(logging.WARNING, logger="strava_pipeline.strava"):
+        assert limiter.snapshot().get("read", "daily").usage == 501
+    assert len(_file_warnings(caplog, state)) == 2
+
+
+def test_readable_parts_of_a_damaged_state_are_kept(tmp_path: Path, fake_clock: FakeClock) -> None:
+    fake_clock.now = epoch("2026-03-01T12:10:00")
+    state = tmp_path / "rate.json"
+    saved = _valid_state_file(state, fake_clock)
+    state.write_bytes(_with(saved, "windows", "read", "15min", "count", value="12"))
+    snap = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep).snapshot()
+    assert snap.get("read", "daily").usage == 500 and snap.get("overall", "15min").usage == 50
+    assert snap.get("read", "15min").limit == 100 and snap.get("read", "15min").exhausted
+
+
+def test_new_empty_state_file_starts_a_fresh_budget_silently(
+    tmp_path: Path, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "rate.json"
+    state.touch()
+    limiter = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep)
+    with caplog.at_level(logging.WARNING, logger="strava_pipeline.strava"):
+        limiter.acquire()
+    assert fake_clock.sleeps == [] and caplog.records == []
