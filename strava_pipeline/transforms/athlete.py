@@ -13,13 +13,23 @@ from strava_pipeline.transforms.fields import Field, extract_frame, schema_of
 
 UTC_TS = pl.Datetime("us", "UTC")
 
-#: One row per document fetched for the athlete: the profile, the zones, and each piece of gear.
+#: One row per document fetched for the athlete: the profile, the zones, and each piece of gear.  A document
+#: Strava answered 404 for (a gear deleted since ``/athlete`` listed it) is kept with :data:`NOT_FOUND_PAYLOAD`
+#: as its payload: ``strava.athlete_raw`` has no status column, and no Strava document has a ``not_found`` key.
 ATHLETE_RAW_SCHEMA: dict[str, pl.DataType] = {
     "resource": pl.String,
     "resource_id": pl.String,
     "fetched_at": UTC_TS,
     "payload": pl.String,
 }
+
+NOT_FOUND_PAYLOAD = '{"not_found": true, "status": 404}'
+
+
+def is_not_found(document: Any) -> bool:
+    """Whether a parsed ``athlete_raw`` payload is the not-found marker rather than a Strava document."""
+    return isinstance(document, Mapping) and document.get("not_found") is True
+
 
 ATHLETE_FIELDS: tuple[Field, ...] = (
     Field("athlete_id", ("id",), pl.Int64, required=True),
@@ -82,14 +92,17 @@ def gear_ids(athlete: Mapping[str, Any]) -> list[str]:
 
 
 def _documents(raw: pl.DataFrame, resource: str) -> list[tuple[str, Any, Any]]:
+    """The parsed documents of a kind, not-found markers left out (they have no fields to type)."""
     rows = raw.filter(pl.col("resource") == resource)
     out = []
     for resource_id, payload, fetched_at in rows.select("resource_id", "payload", "fetched_at").iter_rows():
         label = f"{resource} {resource_id}"
         try:
-            out.append((label, json.loads(payload), fetched_at))
+            document = json.loads(payload)
         except json.JSONDecodeError as exc:
             raise PayloadError(label, "<payload>", f"is not valid JSON: {exc}") from None
+        if not is_not_found(document):
+            out.append((label, document, fetched_at))
     return out
 
 
@@ -121,7 +134,10 @@ def athlete_frame(raw: pl.DataFrame) -> pl.DataFrame:
 
 
 def gear_frame(raw: pl.DataFrame) -> pl.DataFrame:
-    """One typed row per bike or shoe (Strava prefixes bike ids with ``b`` and shoe ids with ``g``)."""
+    """One typed row per bike or shoe (Strava prefixes bike ids with ``b`` and shoe ids with ``g``).
+
+    A gear recorded as not found has no row: the table lists the gear Strava has, not nulls with a flag.
+    """
     docs = _documents(raw, "gear")
     if not docs:
         return pl.DataFrame(schema=GEAR_SCHEMA)
