@@ -43,6 +43,8 @@ class Settings:
     request_timeout_seconds: float
     #: An export archive, or a folder the user drops archives into (STRAVA_EXPORT_PATH); None: not configured.
     export_path: Path | None = None
+    #: Largest API response body accepted, in MiB (STRAVA_MAX_RESPONSE_MB): bounds the client's memory per request.
+    max_response_mb: int = 256
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,6 +70,7 @@ class Settings:
             request_timeout_seconds=float(os.environ.get("STRAVA_REQUEST_TIMEOUT_SECONDS") or 60),
             export_path=Path(export).expanduser().resolve() if (export := os.environ.get("STRAVA_EXPORT_PATH"))
             else None,
+            max_response_mb=int(os.environ.get("STRAVA_MAX_RESPONSE_MB") or 256),
         )
 
     @property

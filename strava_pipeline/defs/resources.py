@@ -43,6 +43,8 @@ class StravaResource(dg.ConfigurableResource):
     window_seconds: int = 900
     max_wait_seconds: float | None = None
     request_timeout_seconds: float = 60.0
+    #: Larger bodies fail their request unread (STRAVA_MAX_RESPONSE_MB, in MiB, sets it from the environment).
+    max_response_bytes: int = 256 * 1024 * 1024
 
     _client: StravaClient | None = PrivateAttr(default=None)
 
@@ -63,6 +65,7 @@ class StravaResource(dg.ConfigurableResource):
                 token_store=TokenStore(Path(self.token_file), seed_refresh_token=self.refresh_token),
                 rate_limiter=limiter,
                 timeout=(10.0, self.request_timeout_seconds),
+                max_response_bytes=self.max_response_bytes,
                 logger=logger,
             )
         return self._client
@@ -107,6 +110,7 @@ def strava_resource(settings: Settings, **overrides: Any) -> StravaResource:
         "rate_limit_state_file": str(settings.rate_limit_state_file),
         "window_seconds": settings.rate_window_seconds,
         "request_timeout_seconds": settings.request_timeout_seconds,
+        "max_response_bytes": settings.max_response_mb * 1024 * 1024,
     }
     return StravaResource(**{**fields, **overrides})
 

@@ -22,7 +22,7 @@ from .oauth import DEFAULT_SCOPE, OAuthSession
 from .rate_limiter import RateLimiter
 from .responses import ApiResponse
 from .tokens import Tokens, TokenStore
-from .transport import Transport
+from .transport import DEFAULT_MAX_RESPONSE_BYTES, Transport
 
 __all__ = ["ALL_STREAM_KEYS", "DEFAULT_SCOPE", "StravaClient"]
 
@@ -70,6 +70,7 @@ class StravaClient:
         backoff_max: float = 60.0,
         max_429_retries: int = 5,
         max_payload_retries: int = 3,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         refresh_margin_seconds: float = 3600,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
@@ -89,6 +90,7 @@ class StravaClient:
             max_429_retries=max_429_retries,
             max_payload_retries=max_payload_retries,
             sleep=sleep,
+            max_response_bytes=max_response_bytes,
         )
         self._oauth = OAuthSession(
             transport=self._transport,

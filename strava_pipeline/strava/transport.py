@@ -17,6 +17,8 @@ Retry accounting — who retries what, and why:
   the reset, then retries the same request (at most ``max_429_retries`` times).
 * **POSTs** (``/oauth/token``, ``/oauth/deauthorize``) go through :meth:`Transport.post_fresh`: only urllib3's
   connect retries, never a resend once the request may have left; :mod:`.oauth` explains why.
+* **Oversized bodies** (more than ``max_response_bytes``, ``STRAVA_MAX_RESPONSE_MB``) are never retried: the
+  next answer would be as large.  Bodies are streamed and counted, so at most the limit is ever held in memory.
 """
 
 from __future__ import annotations
@@ -54,13 +56,46 @@ from .rate_limiter import RateLimiter
 from .responses import ApiResponse, check_json, decode_json, redact_url
 from .tokens import TokenStore
 
-__all__ = ["Credentials", "Transport"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Credentials", "StravaResponseTooLargeError", "Transport"]
 
 _USER_AGENT = "strava_pipeline/0.1 (+requests)"
+
+#: Far above any real Strava body (a long activity's full stream set is a few tens of MiB), far below what
+#: eight concurrent stream downloads may cost in memory.
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+#: Read size while streaming a body: the most the limit can be overshot by before the read is abandoned.
+_READ_CHUNK = 64 * 1024
 
 
 def _now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+class StravaResponseTooLargeError(StravaPayloadError):
+    """A response body is larger than the configured limit (``STRAVA_MAX_RESPONSE_MB``).
+
+    Raised without retrying: the same request would return the same body.  ``limit`` is the limit in bytes,
+    ``received`` how many body bytes were read before giving up (0 if ``Content-Length`` already said so),
+    ``declared`` the ``Content-Length``, when sent.
+    """
+
+    def __init__(self, message: str, *, url: str, limit: int, received: int, declared: int | None) -> None:
+        super().__init__(message, url=url)
+        self.limit = limit
+        self.received = received
+        self.declared = declared
+
+
+def _size_text(n: int) -> str:
+    """``256 MiB`` for whole mebibytes (how the setting is given), else the exact byte count."""
+    mib = 1024 * 1024
+    return f"{n // mib} MiB" if n >= mib and n % mib == 0 else f"{n} bytes"
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    """The declared body length, or None when absent or unparsable (urllib3 then judges the framing)."""
+    value = (headers.get("Content-Length") or "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def _fault(body: bytes) -> Mapping[str, Any]:
@@ -183,6 +218,7 @@ class Transport:
         max_429_retries: int,
         max_payload_retries: int,
         sleep: Callable[[float], None],
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_url = f"{self.base_url}/api/v3"
@@ -192,6 +228,7 @@ class Transport:
         self.max_retries = max(0, int(max_retries))
         self.max_429_retries = max(0, int(max_429_retries))
         self.max_payload_retries = max(0, int(max_payload_retries))
+        self.max_response_bytes = max(1, int(max_response_bytes))
         self.backoff_factor = max(0.0, backoff_factor)
         self.backoff_jitter = self.backoff_factor if backoff_jitter is None else max(0.0, backoff_jitter)
         self.backoff_max = backoff_max
@@ -266,6 +303,44 @@ class Transport:
         if delay > 0:
             self._sleep(delay)
 
+    def _read_body(self, resp: requests.Response) -> tuple[bytes | None, int]:
+        """The whole body and its size, or (None, bytes read) as soon as it proves larger than
+        ``max_response_bytes`` (the connection is then closed).
+
+        Streamed in ``_READ_CHUNK`` reads so an oversized body costs at most the limit in memory; a
+        ``Content-Length`` above the limit is refused before reading anything.  Truncation and decoding errors
+        surface as with ``resp.content`` (same ``iter_content`` path).
+        """
+        limit = self.max_response_bytes
+        declared = _content_length(resp.headers)
+        if declared is not None and declared > limit:
+            resp.close()
+            return None, 0
+        chunks: list[bytes] = []
+        received = 0
+        for chunk in resp.iter_content(_READ_CHUNK):
+            received += len(chunk)
+            if received > limit:
+                resp.close()  # the rest unread: drop the connection rather than drain it back into the pool
+                return None, received
+            chunks.append(chunk)
+        return b"".join(chunks), received
+
+    def _too_large(self, resp: requests.Response, received: int, display_url: str) -> StravaResponseTooLargeError:
+        """The error for a body over the limit: names the URL (token-free), the limit and the setting."""
+        url = redact_url(resp.url or display_url)
+        limit = self.max_response_bytes
+        declared = _content_length(resp.headers)
+        seen = f"Content-Length {declared} bytes" if received == 0 else f"stopped reading after {received} bytes"
+        return StravaResponseTooLargeError(
+            f"{url}: response larger than {_size_text(limit)} (STRAVA_MAX_RESPONSE_MB); HTTP {resp.status_code}, "
+            f"{seen}. Not retried (it would be as large next time): raise STRAVA_MAX_RESPONSE_MB to accept it",
+            url=url,
+            limit=limit,
+            received=received,
+            declared=declared,
+        )
+
     def get(
         self,
         path: str,
@@ -287,9 +362,13 @@ class Transport:
             started = time.monotonic()
             try:
                 resp = self.session.get(
-                    url, params=query, headers={"Authorization": f"Bearer {access}"}, timeout=self.timeout
+                    url, params=query, headers={"Authorization": f"Bearer {access}"}, timeout=self.timeout, stream=True
                 )
-                body = resp.content
+                try:
+                    body, size = self._read_body(resp)
+                except BaseException:
+                    resp.close()
+                    raise
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
                 # The body was cut short (fewer bytes than Content-Length) or undecodable: a payload failure.
                 self.rate_limiter.observe({}, 0)
@@ -325,6 +404,8 @@ class Transport:
             returned_url = redact_url(resp.url or display_url)
             self.rate_limiter.observe(resp.headers, status)
             self.save_usage()
+            if body is None:
+                raise self._too_large(resp, size, display_url)
             self._log.debug(
                 "GET %s -> %d (%d bytes, %.0f ms)", returned_url, status, len(body), (time.monotonic() - started) * 1e3
             )
