@@ -5,6 +5,10 @@ configures none, the embedded PostgreSQL server is started here, once, and its U
 ``dagster dev`` and every run process it spawns use the same server. The instance configuration is the
 package's ``defs/dagster.yaml``, written into ``<data dir>/dagster`` (the ``DAGSTER_HOME`` unless the user
 set their own), so an installed wheel needs no checkout.
+
+A configured URL is validated here before anything else happens, and the plain libpq form of it (a
+SQLAlchemy ``postgresql+psycopg2://`` or a ``postgres://`` URL converted, see ``storage.databases``) is what
+gets exported, since psycopg and dagster-postgres both read it.
 """
 
 from __future__ import annotations
@@ -20,11 +24,10 @@ import sqlalchemy.exc
 
 from strava_pipeline.defs.resources import STRAVA_API_POOL
 from strava_pipeline.settings import Settings
+from strava_pipeline.storage.databases import DATABASE_URL_ENV, normalize_database_url
 from strava_pipeline.storage.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from strava_pipeline.storage.files import write_atomic
 from strava_pipeline.storage.migrations import apply_migrations
-
-DATABASE_URL_ENV = "STRAVA_PIPELINE_DATABASE_URL"
 
 
 @contextmanager
@@ -86,8 +89,10 @@ def pipeline_environment(settings: Settings, *, keep_database_running: bool = Fa
 
     Yields the settings re-read from the prepared environment (with the database URL filled in). The
     embedded server is stopped on exit unless another process still holds it or
-    ``keep_database_running`` is set.
+    ``keep_database_running`` is set. A malformed configured URL raises
+    :class:`~strava_pipeline.storage.databases.DatabaseUrlError` before any directory or server is touched.
     """
+    configured = normalize_database_url(settings.database_url) if settings.database_url else None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     dagster_dir = settings.data_dir / "dagster"
     (dagster_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -95,18 +100,21 @@ def pipeline_environment(settings: Settings, *, keep_database_running: bool = Fa
     os.environ.setdefault("STRAVA_PIPELINE_DAGSTER_DIR", str(dagster_dir))
     os.environ.setdefault("STRAVA_PIPELINE_DAGSTER_LOGS_DIR", str(dagster_dir / "logs"))
     server: EmbeddedPostgres | None = None
-    exported = False
-    if not settings.database_url:
+    previous = os.environ.get(DATABASE_URL_ENV)
+    if configured is None:
         server = start_embedded_postgres(settings.data_dir, keep_running=keep_database_running)
         os.environ[DATABASE_URL_ENV] = server.url
-        exported = True
+    else:
+        os.environ[DATABASE_URL_ENV] = configured
     try:
         prepared = Settings.from_env()
         assert prepared.database_url is not None
         apply_migrations(prepared.database_url)
         yield prepared
     finally:
-        if exported:
+        if previous is None:
             os.environ.pop(DATABASE_URL_ENV, None)
+        else:
+            os.environ[DATABASE_URL_ENV] = previous
         if server is not None and not keep_database_running:
             server.stop()

