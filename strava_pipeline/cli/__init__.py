@@ -3,6 +3,9 @@
 Each subcommand's work lives with the layer it drives (simulator, backfill, demo, storage); this module
 only parses arguments, so `strava-pipeline --help` is the one place a user discovers what the product
 can do.
+
+``backfill``, ``sync``, ``import`` and ``demo`` end within seconds on Ctrl-C or SIGTERM, even while their
+fetch threads wait minutes (or until midnight) for a rate-limit window: see :func:`run_interruptible`.
 """
 
 from __future__ import annotations
@@ -10,12 +13,104 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from strava_pipeline.settings import Settings
+
+INTERRUPTED_MESSAGE = "interrupted: finished batches are kept; run the same command again to continue"
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _watch_stop_signals(received: list[int]) -> Callable[[], None]:
+    """Set the limiter's ``SHUTDOWN`` on SIGINT/SIGTERM whatever Python handler is installed; returns an undo.
+
+    Dagster replaces both handlers while a run executes (raising its own interrupt in the main thread only),
+    so a handler of ours would not see a signal arriving mid-run, and threads waiting for a rate-limit window
+    would keep the process alive. Python writes every handled signal's number to the wakeup fd regardless of
+    the handler, and nothing else in the process claims that fd.
+    """
+    from strava_pipeline.strava.rate_limiter import SHUTDOWN
+
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    try:
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread: handlers can't be ours either
+        reader.close()
+        writer.close()
+        return lambda: None
+
+    def watch() -> None:
+        while data := reader.recv(64):
+            for signum in data:
+                if signum in _STOP_SIGNALS:
+                    received.append(signum)
+                    SHUTDOWN.set()
+
+    thread = threading.Thread(target=watch, name="stop-signal-watch", daemon=True)
+    thread.start()
+
+    def undo() -> None:
+        signal.set_wakeup_fd(previous)
+        writer.shutdown(socket.SHUT_RDWR)
+        thread.join(1)
+        writer.close()
+        reader.close()
+
+    return undo
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it: Dagster wraps a step's errors) is an interruption."""
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt | DagsterExecutionInterruptedError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def run_interruptible(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command so that SIGINT/SIGTERM end it within seconds: 130/143 and one line, no traceback.
+
+    A stop signal sets the limiter's ``SHUTDOWN`` (every rate-limit wait ends, no new request starts) and
+    raises ``KeyboardInterrupt`` in the main thread, or Dagster's interrupt inside a run, which then ends as
+    failed. Every batch committed before stays; writes are atomic, so nothing is half there.
+    """
+    from strava_pipeline.strava.rate_limiter import SHUTDOWN
+
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        first = not SHUTDOWN.is_set()
+        received.append(signum)
+        SHUTDOWN.set()
+        if first:  # a second signal must not break the clean-up under way with another exception
+            raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in _STOP_SIGNALS}
+    undo_watch = _watch_stop_signals(received)
+    try:
+        return func(args)
+    except BaseException as exc:
+        if not (SHUTDOWN.is_set() or _is_interrupt(exc)):
+            raise
+        sys.stdout.flush()
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
+        return 128 + (received[0] if received else signal.SIGINT)
+    finally:
+        undo_watch()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _today() -> date:
@@ -137,26 +232,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="Backfill a simulated athlete end to end (no Strava account needed).")
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=cmd_demo, interruptible=True)
 
     backfill = sub.add_parser("backfill", help="Backfill a date range headlessly, committing batch by batch.")
     backfill.add_argument("--start", type=date.fromisoformat, help="first local date (default: history start)")
     backfill.add_argument("--end", type=date.fromisoformat, help="last local date (default: today)")
     backfill.add_argument("--select", help="comma-separated asset names (default: all)")
     backfill.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
-    backfill.set_defaults(func=cmd_backfill)
+    backfill.set_defaults(func=cmd_backfill, interruptible=True)
 
     importing = sub.add_parser(
         "import", help="Import a Strava export archive (export_<id>.zip or its folder): a full history, no API calls."
     )
     importing.add_argument("path", help="the archive Strava e-mailed you, or the folder it unpacks to")
     importing.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
-    importing.set_defaults(func=cmd_import)
+    importing.set_defaults(func=cmd_import, interruptible=True)
 
     sync = sub.add_parser("sync", help="Materialise the athlete and the most recent days.")
     sync.add_argument("--lookback-days", type=int, default=3, help="days to refresh, ending today (default 3)")
     sync.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
-    sync.set_defaults(func=cmd_sync)
+    sync.set_defaults(func=cmd_sync, interruptible=True)
 
     ui = sub.add_parser("ui", help="Open the Dagster UI (dagster dev) on the same database.")
     ui.add_argument("--host", default="127.0.0.1")
@@ -188,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "interruptible", False):
+        return int(run_interruptible(args.func, args) or 0)
     return int(args.func(args) or 0)
 
 

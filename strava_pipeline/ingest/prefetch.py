@@ -2,7 +2,8 @@
 
 The network time of quarter k+1 overlaps the loading of quarter k. Everything fetched is in the landing
 cache before anything else happens, so a backfill that stops early wastes nothing: the next attempt reads
-it back.
+it back. On an interrupt (the limiter's ``SHUTDOWN`` set) the prefetcher stops at once and its ``stop`` does
+not wait for requests still in flight: the command must end within seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from strava_pipeline.ingest.stream_plan import plan_streams
 from strava_pipeline.ingest.summaries import LandedReader, read_summary_keys
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.strava import StravaClient
+from strava_pipeline.strava.rate_limiter import SHUTDOWN, StravaInterrupted
 from strava_pipeline.transforms.streams import archived_recordings
 
 _log = logging.getLogger("strava_pipeline.streams")
@@ -52,8 +54,11 @@ class StreamPrefetcher:
         """Queue a batch whose activity summaries have landed; batches are fetched in the order added."""
         self._batches.put(days)
 
+    def _halted(self) -> bool:
+        return self._stopped.is_set() or SHUTDOWN.is_set()
+
     def _plan_all(self) -> None:
-        while (days := self._batches.get()) is not None and not self._stopped.is_set():
+        while (days := self._batches.get()) is not None and not self._halted():
             previous = {
                 row["activity_id"]: row
                 for row in self._read("streams_raw", days, ["activity_id", "summary_fingerprint"]).iter_rows(named=True)
@@ -62,24 +67,28 @@ class StreamPrefetcher:
             plan = plan_streams(read_summary_keys(self._read, days), previous, self._cache,
                                 refetch=False, discard_reused=False, in_archive=archived)
             for activity_id, _, fingerprint in plan.to_fetch:
-                if self._stopped.is_set():
+                if self._halted():
                     return
                 self._pool.submit(self._one, activity_id, fingerprint)
 
     def _one(self, activity_id: int, fingerprint: str) -> None:
-        if self._stopped.is_set():
+        if self._halted():
             return
         try:
             IN_FLIGHT.prefetch(self._client, self._cache, activity_id, fingerprint)
+        except StravaInterrupted:
+            self._stopped.set()
         except Exception as exc:  # the asset makes this request itself and reports what went wrong
             if not self._stopped.is_set():
                 _log.info("fetching streams ahead stopped (the runs fetch the rest themselves): %s", exc)
             self._stopped.set()
 
     def stop(self) -> None:
-        """Cancel what has not started; wait for the requests in flight (they land in the cache)."""
+        """Cancel what has not started; wait for the requests in flight (they land in the cache), unless the
+        process is shutting down: then whatever is still running ends on its own (the limiter refuses it)."""
         self._stopped.set()
         self._batches.put(None)
-        self._planner.join()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        interrupted = SHUTDOWN.is_set()
+        self._planner.join(timeout=1.0 if interrupted else None)
+        self._pool.shutdown(wait=not interrupted, cancel_futures=True)
         self._client.close()

@@ -16,6 +16,9 @@ headers at all, and one real response carried ``","``.  So:
 * before a request that would take any window above ``limit - safety_margin`` we sleep until that window
   resets (or raise :class:`StravaRateLimitError` if the wait exceeds ``max_wait_seconds``);
 * a 429 marks the window exhausted so the next :meth:`acquire` waits for its reset;
+* every wait ends as soon as the process-wide :data:`SHUTDOWN` event is set (the CLI sets it on SIGINT/SIGTERM)
+  and then raises :class:`StravaInterrupted`, as does any later :meth:`acquire`: a wait can last until the next
+  quarter hour or day, and an interrupted command must not outlive its threads' waits nor start new requests;
 * a state file that cannot be read as a valid state (truncated, damaged by a crash, not UTF-8, wrong
   types, missing parts) is never taken as "nothing used": that would forget what other processes spent.
   The limiter keeps what it can still trust (readable parts of the file, its own last view of the budget),
@@ -62,9 +65,11 @@ from .errors import StravaRateLimitError
 
 __all__ = [
     "BUCKETS",
+    "SHUTDOWN",
     "WINDOWS",
     "RateLimitSnapshot",
     "RateLimiter",
+    "StravaInterrupted",
     "WindowUsage",
     "parse_rate_headers",
     "parse_rate_pair",
@@ -80,6 +85,24 @@ _HEADER_NAMES: dict[str, tuple[str, str]] = {
 }
 
 Pair = tuple[int | None, int | None]
+
+#: Set once the process is shutting down (SIGINT/SIGTERM): every limiter wait ends and raises.
+SHUTDOWN = threading.Event()
+
+#: Longest single wait on :data:`SHUTDOWN`: the deadline is re-checked against the (wall) clock in between,
+#: since ``Event.wait`` measures monotonic time and a suspended machine or a clock step would skew it.
+_WAIT_SLICE_SECONDS = 30.0
+
+
+class StravaInterrupted(KeyboardInterrupt):
+    """The process is shutting down: a request was refused, or its wait for a rate-limit window cut short.
+
+    A ``KeyboardInterrupt`` (not an ``Exception``) so that no ``except Exception`` retries or swallows it, and
+    Dagster treats it as an interruption rather than a step failure.
+    """
+
+    def __init__(self, message: str = "interrupted while waiting for the Strava rate limit") -> None:
+        super().__init__(message)
 
 
 def parse_rate_pair(value: str | None) -> Pair:
@@ -253,7 +276,10 @@ class RateLimiter:
     wait is longer, raise :class:`StravaRateLimitError` naming the reset time instead (a cron run should
     fail fast rather than sleep until midnight); None means always wait.  ``reset_slack_seconds`` is added
     to every wait so that a small clock difference with Strava does not make us resume a moment too early
-    (default: 2 s, or 2 % of a compressed window).
+    (default: 2 s, or 2 % of a compressed window). ``shutdown`` (default: the process-wide :data:`SHUTDOWN`)
+    ends every wait and refuses further requests once set, raising :class:`StravaInterrupted`; with the default
+    ``sleep`` waits are ``shutdown.wait(...)``, an injected ``sleep`` is called as given (shutdown is checked
+    around it).
     """
 
     def __init__(
@@ -267,6 +293,7 @@ class RateLimiter:
         max_wait_seconds: float | None = None,
         window_seconds: float = 900,
         reset_slack_seconds: float | None = None,
+        shutdown: threading.Event | None = None,
     ) -> None:
         if window_seconds <= 0:
             raise ValueError("window_seconds must be positive")
@@ -278,6 +305,7 @@ class RateLimiter:
         )
         self._clock = clock
         self._sleep = sleep
+        self._shutdown = SHUTDOWN if shutdown is None else shutdown
         self._log = logger or logging.getLogger("strava_pipeline.strava")
         self._lock = threading.RLock()
         self._tls = threading.local()
@@ -422,9 +450,12 @@ class RateLimiter:
     def acquire(self, buckets: Sequence[str] = BUCKETS) -> None:
         """Count one request against ``buckets``, first waiting for a reset if it would go over the budget.
 
-        A read (every request this client makes) counts against both ``overall`` and ``read``.
+        A read (every request this client makes) counts against both ``overall`` and ``read``. Raises
+        :class:`StravaInterrupted` once the process is shutting down (see the module docstring).
         """
         while True:
+            if self._shutdown.is_set():
+                raise StravaInterrupted("interrupted: no more Strava requests")
             with self._state() as state:
                 now = self._clock()
                 blockers = self._blockers(state, buckets, now)
@@ -459,7 +490,18 @@ class RateLimiter:
             )
             self.wait_count += 1
             self.waited_seconds += wait
+            self._wait(wait, resume_at)
+
+    def _wait(self, wait: float, resume_at: float) -> None:
+        """Sleep ``wait`` seconds (until ``resume_at`` on the clock), ending early if shutdown is set."""
+        if self._sleep is not time.sleep:  # an injected sleep (tests' fake clocks): keep that seam as it is
             self._sleep(wait)
+        else:
+            remaining = wait
+            while remaining > 0 and not self._shutdown.wait(min(remaining, _WAIT_SLICE_SECONDS)):
+                remaining = resume_at - self._clock()
+        if self._shutdown.is_set():
+            raise StravaInterrupted()
 
     def _wait_log_level(self, resume_at: float) -> int:
         """WARNING for the first request to wait for a given reset, DEBUG for the others.
