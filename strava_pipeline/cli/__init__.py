@@ -126,7 +126,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         start = args.start or settings.history_start
         end = args.end or _today()
         select = [s.strip() for s in args.select.split(",")] if args.select else None
-        run_backfill(settings, start, end, select=select, instance=instance, log_level=args.log_level)
+        run_backfill(settings, start, end, select=select, instance=instance, log_level=args.log_level,
+                     refetch=args.refetch)
     return 0
 
 
@@ -238,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--start", type=date.fromisoformat, help="first local date (default: history start)")
     backfill.add_argument("--end", type=date.fromisoformat, help="last local date (default: today)")
     backfill.add_argument("--select", help="comma-separated asset names (default: all)")
+    backfill.add_argument("--refetch", action="store_true",
+                          help="request streams again for every activity in the range (rejected ones too), "
+                               "ignoring landed rows and the landing cache")
     backfill.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
     backfill.set_defaults(func=cmd_backfill, interruptible=True)
 

@@ -153,6 +153,7 @@ def run_backfill(
     batch_days: int = MAX_PARTITIONS_PER_RUN,
     progress: Callable[[str], None] = print,
     log_level: str = "WARNING",
+    refetch: bool = False,
 ) -> BackfillReport:
     """Materialise the selected assets for ``start..end`` (inclusive, local dates).
 
@@ -186,7 +187,7 @@ def run_backfill(
             # disposed at the end so its temporary directory goes with it.
             instance = stack.enter_context(dg.DagsterInstance.ephemeral())
         return _run_batches(settings, definitions, assets, selected, first, end, instance, batch_days, progress,
-                            log_level)
+                            log_level, refetch)
 
 
 def _run_batches(
@@ -200,6 +201,7 @@ def _run_batches(
     batch_days: int,
     progress: Callable[[str], None],
     log_level: str,
+    refetch: bool = False,
 ) -> BackfillReport:
     """The runs of :func:`run_backfill`, in order, on one instance."""
     runnable = [*assets, *(definitions.asset_checks or ())]
@@ -208,8 +210,11 @@ def _run_batches(
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
 
     def run(group: Sequence[dg.AssetsDefinition], label: str, tags: dict[str, str] | None = None) -> None:
+        config = dict(run_config)
+        if refetch and _holds(group, "streams_raw"):  # Dagster refuses config for an op the run does not hold
+            config["ops"] = {"streams_raw": {"config": {"refetch": True}}}
         result = dg.materialize(runnable, selection=group, resources=resources, instance=instance, tags=tags,
-                                run_config=run_config)
+                                run_config=config)
         report.run_ids.append(result.run_id)
         report.checks.extend(result.get_asset_check_evaluations())
         names = ", ".join(a.key.to_user_string() for a in group)
@@ -224,7 +229,8 @@ def _run_batches(
     # Stream batches still to hand to the prefetcher, each once the summaries of all its days have landed.
     ahead = next((list(b) for g, b in zip(groups, batches, strict=True) if _holds(g, "streams_raw")), [])
     lists_summaries = _holds(partitioned, "activities_raw")
-    prefetcher = _start_prefetch(settings) if ahead else None
+    # A forced refetch requests everything itself (the prefetcher would reuse what it finds landed).
+    prefetcher = _start_prefetch(settings) if ahead and not refetch else None
 
     def prefetch_through(landed_until: date) -> None:
         while prefetcher is not None and ahead and ahead[0][1] <= landed_until:

@@ -2,7 +2,8 @@
 
 ``streams_raw`` and the backfill's prefetcher share one table of requests in flight: a second caller
 waits for the first one's response instead of spending another request, and a prefetcher never fetches
-what this process has already fetched.
+what this process has already fetched. A body judged unstorable is not landed (see ``judge_and_land``);
+callers get the ``Rejection`` instead, and one the prefetcher received is kept for the run that needs it.
 """
 
 from __future__ import annotations
@@ -10,41 +11,48 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 
-from strava_pipeline.ingest.stream_plan import cache_key
+from strava_pipeline.ingest.stream_plan import Rejection, cache_key, judge_and_land
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.strava import StravaClient
 
+#: What a stream request yields: the landed body (``b""`` for Strava's 404), or why it was not landed.
+Fetched = bytes | Rejection
 
-def fetch_and_land(client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str) -> bytes:
-    """Request one activity's streams and write the body (``b""`` for Strava's 404) to the landing cache
-    before anything else is done with it."""
+
+def fetch_and_land(client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str) -> Fetched:
+    """Request one activity's streams and land the body (``b""`` for Strava's 404) before anything else is
+    done with it, or record its rejection when ``streams_raw`` could not store it."""
     response = client.get_activity_streams(activity_id)
-    body = b"" if response is None else response.body
-    cache.put(cache_key(activity_id, fingerprint), body)
-    return body
+    return judge_and_land(cache, activity_id, fingerprint, b"" if response is None else response.body)
 
 
 class InFlightFetches:
     """Per-process coalescing of stream requests, keyed by landing-cache key.
 
     A response is in the landing cache before its key leaves the in-flight table, so any caller either
-    waits for the request in flight or finds the cached body: two callers never both pay for it.
+    waits for the request in flight or finds the cached body: two callers never both pay for it. A
+    rejected body is not cached, so a prefetched rejection is held here until a run's fetch claims it:
+    otherwise that run would ask again for what it was just refused.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._in_flight: dict[str, Future[bytes]] = {}
+        self._in_flight: dict[str, Future[Fetched]] = {}
         self._done: set[str] = set()
+        self._rejected_ahead: dict[str, Rejection] = {}
 
     def fetch(
         self, client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str
-    ) -> tuple[bytes, bool]:
-        """The streams body (``b""`` for Strava's 404), requested unless in flight or already cached, and
-        whether this call made the request."""
-        body = self._claim_or_wait(cache, cache_key(activity_id, fingerprint))
-        if isinstance(body, bytes):
-            return body, False
-        return self._request(client, cache, activity_id, fingerprint, body), True
+    ) -> tuple[Fetched, bool]:
+        """The streams body (``b""`` for Strava's 404) or its rejection, requested unless in flight, already
+        cached or already rejected ahead, and whether this call made the request."""
+        key = cache_key(activity_id, fingerprint)
+        result = self._claim_or_wait(cache, key)
+        if not isinstance(result, Future):
+            with self._lock:  # a prefetched rejection is claimed by the first run that receives it
+                self._rejected_ahead.pop(key, None)
+            return result, False
+        return self._request(client, cache, activity_id, fingerprint, result, ahead=False), True
 
     def prefetch(self, client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str) -> None:
         """Like ``fetch``, but skip what this process already fetched (it may have landed and left the cache)."""
@@ -52,39 +60,51 @@ class InFlightFetches:
         with self._lock:
             if key in self._done or key in self._in_flight:
                 return
-        body = self._claim_or_wait(cache, key)
-        if not isinstance(body, bytes):
-            self._request(client, cache, activity_id, fingerprint, body)
+        result = self._claim_or_wait(cache, key)
+        if isinstance(result, Future):
+            self._request(client, cache, activity_id, fingerprint, result, ahead=True)
 
-    def _claim_or_wait(self, cache: LandingCache, key: str) -> bytes | Future[bytes]:
-        """A body (cached, or from the request in flight), or a new future this caller must fulfil."""
+    def _claim_or_wait(self, cache: LandingCache, key: str) -> Fetched | Future[Fetched]:
+        """A result (cached, rejected ahead, or from the request in flight), or a new future this caller must
+        fulfil."""
         with self._lock:
             pending = self._in_flight.get(key)
             if pending is None:
                 cached = cache.get(key)
                 if cached is not None:
                     return cached
+                if key in self._rejected_ahead:
+                    return self._rejected_ahead.pop(key)
                 pending = self._in_flight[key] = Future()
                 pending.set_running_or_notify_cancel()
                 return pending
         return pending.result()
 
     def _request(
-        self, client: StravaClient, cache: LandingCache, activity_id: int, fingerprint: str, owned: Future[bytes]
-    ) -> bytes:
+        self,
+        client: StravaClient,
+        cache: LandingCache,
+        activity_id: int,
+        fingerprint: str,
+        owned: Future[Fetched],
+        *,
+        ahead: bool,
+    ) -> Fetched:
         key = cache_key(activity_id, fingerprint)
         try:
-            body = fetch_and_land(client, cache, activity_id, fingerprint)
+            result = fetch_and_land(client, cache, activity_id, fingerprint)
         except BaseException as exc:
             owned.set_exception(exc)
             with self._lock:
                 del self._in_flight[key]
             raise
-        owned.set_result(body)
         with self._lock:
             del self._in_flight[key]
             self._done.add(key)
-        return body
+            if ahead and isinstance(result, Rejection):
+                self._rejected_ahead[key] = result
+        owned.set_result(result)  # after the table is updated: a waiter that claims the rejection finds it
+        return result
 
 
 #: The process's one table of stream requests in flight.

@@ -3,10 +3,15 @@
 An activity's streams are looked for (1) in the landed raw layer, reused when the summary fields the
 recording depends on are unchanged, and (2) in the landing cache, where every response is written the
 moment it arrives so a failed run never wastes what it fetched. Manual activities have no streams.
+
+A body ``streams_raw`` cannot store (see ``unstorable_reason``) is never landed: a rejection marker
+(``<key>.rejected``: the reason and how many bad bodies came) takes its place, so the activity is asked
+once more on a later run (Strava may have fixed it) and then no more until a forced refetch.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,6 +21,10 @@ import polars as pl
 
 from strava_pipeline.ingest.summaries import SUMMARY_KEYS
 from strava_pipeline.storage.landing_cache import LandingCache
+from strava_pipeline.transforms.streams import unstorable_reason
+
+#: Bad bodies after which an activity is no longer requested automatically: the first, and one retry.
+MAX_BAD_BODIES = 2
 
 
 def cache_key(activity_id: int, fingerprint: str) -> str:
@@ -28,6 +37,69 @@ def committed_keys(streams_raw: pl.DataFrame) -> Iterable[str]:
     return (cache_key(a, f) for a, f in streams_raw.select("activity_id", "summary_fingerprint").iter_rows())
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """Why an activity's streams were not landed, and how many unstorable bodies have come for it."""
+
+    reason: str
+    count: int
+
+    @property
+    def exhausted(self) -> bool:
+        """No more automatic requests: the retry came back bad too (a forced refetch still asks)."""
+        return self.count >= MAX_BAD_BODIES
+
+
+def _marker(key: str) -> str:
+    return f"{key}.rejected"
+
+
+def read_rejection(cache: LandingCache, key: str) -> Rejection | None:
+    """The rejection recorded for a landing-cache key, if any (an unreadable marker counts as one rejection)."""
+    raw = cache.get(_marker(key))
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        return Rejection(str(doc["reason"]), int(doc["count"]))
+    except (ValueError, KeyError, TypeError):
+        return Rejection("unknown (unreadable rejection marker)", 1)
+
+
+def judge_and_land(cache: LandingCache, activity_id: int, fingerprint: str, body: bytes) -> bytes | Rejection:
+    """Land a storable body (forgetting any earlier rejection), or drop it and record one more rejection.
+
+    The single place a body enters the landing cache, so nothing the raw layer cannot store is replayed.
+    """
+    key = cache_key(activity_id, fingerprint)
+    reason = unstorable_reason(body, f"activity {activity_id}")
+    if reason is None:
+        cache.put(key, body)
+        cache.discard([_marker(key)])
+        return body
+    return _reject(cache, key, reason)
+
+
+def _reject(cache: LandingCache, key: str, reason: str) -> Rejection:
+    """Drop the key's body and count one more rejection in its marker."""
+    cache.discard([key])
+    previous = read_rejection(cache, key)
+    rejection = Rejection(reason, (previous.count if previous else 0) + 1)
+    cache.put(_marker(key), json.dumps({"reason": rejection.reason, "count": rejection.count}).encode())
+    return rejection
+
+
+def rejected_streams(summaries: pl.DataFrame, cache: LandingCache) -> dict[int, Rejection]:
+    """Activities of ``summaries`` (``activity_id``, ``summary_fingerprint``) whose current recording's streams
+    were rejected: they have no ``streams_raw`` row on purpose, which a completeness check must not block on."""
+    found = {}
+    for activity_id, fingerprint in summaries.select("activity_id", "summary_fingerprint").iter_rows():
+        rejection = read_rejection(cache, cache_key(activity_id, fingerprint))
+        if rejection is not None:
+            found[activity_id] = rejection
+    return found
+
+
 @dataclass
 class StreamsPlan:
     """What a batch of activities needs: rows to reuse as they are, and requests to make."""
@@ -38,6 +110,8 @@ class StreamsPlan:
     cached: list[tuple[int, date, str, bytes]] = field(default_factory=list)
     #: (activity_id, activity_date, fingerprint) to request.
     to_fetch: list[tuple[int, date, str]] = field(default_factory=list)
+    #: (activity_id, activity_date, rejection) not requested: their bodies were unstorable twice already.
+    rejected: list[tuple[int, date, Rejection]] = field(default_factory=list)
 
 
 def plan_streams(
@@ -55,6 +129,9 @@ def plan_streams(
     ``previous``: landed ``streams_raw`` rows by activity id (empty when refetching). A landed row is
     reused when its summary fingerprint is unchanged; its leftover landing-cache entry, if any, is
     dropped (unless ``discard_reused`` is off: the prefetcher only looks).
+    A cached body is judged before reuse (one landed before bodies were judged may be unstorable): a bad
+    one is dropped and counted as a rejection. A rejected activity is requested again unless its
+    rejection is exhausted; ``refetch`` requests it regardless.
     """
     plan = StreamsPlan()
     for activity_id, activity_date, manual, fingerprint in summaries.select(SUMMARY_KEYS).iter_rows():
@@ -67,9 +144,23 @@ def plan_streams(
             if discard_reused:
                 cache.discard([key])
             continue
-        body = None if refetch else cache.get(key)
+        if refetch:
+            plan.to_fetch.append((activity_id, activity_date, fingerprint))
+            continue
+        body = cache.get(key)
+        rejection = None
         if body is not None:
-            plan.cached.append((activity_id, activity_date, fingerprint, body))
+            reason = unstorable_reason(body, f"activity {activity_id}")
+            if reason is None:
+                plan.cached.append((activity_id, activity_date, fingerprint, body))
+                continue
+            if not discard_reused:  # only looking: the run's own plan drops it and records the rejection
+                continue
+            rejection = _reject(cache, key, reason)
+        else:
+            rejection = read_rejection(cache, key)
+        if rejection is not None and rejection.exhausted:
+            plan.rejected.append((activity_id, activity_date, rejection))
         else:
             plan.to_fetch.append((activity_id, activity_date, fingerprint))
     return plan

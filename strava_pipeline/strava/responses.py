@@ -42,6 +42,8 @@ def check_json(body: bytes, url: str) -> None:
     build Python objects: simdjson validates a 150 kB stream set about three times faster than orjson
     parses it. A body simdjson refuses (it also refuses numbers beyond 64 bits, which ``json`` accepts)
     goes to :func:`decode_json`, whose verdict and error message are the ones that count.
+    Whole is not storable: ``json`` accepts NaN and Infinity, which jsonb refuses; whether a streams body
+    may land is ``transforms.streams.unstorable_reason``'s verdict, judged by ingest before landing.
     """
     try:
         simdjson.Parser().parse(body)

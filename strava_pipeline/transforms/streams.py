@@ -8,7 +8,9 @@ don't know (``watts_calc``, ``grade_adjusted_speed``, ...) stay in the raw layer
 
 from __future__ import annotations
 
+import json
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -97,6 +99,44 @@ def streams_by_type(payload: Any, entity: str) -> dict[str, Any]:
             raise PayloadError(entity, f"{stream_type}.data", "is not an array")
         out[str(stream_type)] = data
     return out
+
+
+#: A ``\u0000`` escape not itself escaped (``\\u0000`` is the text "\u0000"): jsonb cannot hold NUL.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"holds {name}, which is not JSON (RFC 8259)")
+
+
+def unstorable_reason(body: bytes, entity: str) -> str | None:
+    """Why a streams response body cannot be kept verbatim in ``streams_raw``, or None when it can.
+
+    The one verdict every layer uses (the fetch before landing, the landing cache on replay), because the
+    client only proves a body whole by Python's lenient ``json`` (NaN, Infinity, 1e400), while the
+    ``payload`` column is jsonb: a body it refuses would fail the whole batch's write, on every rerun.
+    Accepted: ``b""`` (Strava's 404), or strict JSON (orjson, the parser the typed layer reads payloads
+    with: no NaN/Infinity, no overflowing number, no lone surrogate) without ``\\u0000`` escapes that is a
+    stream set (see :func:`streams_by_type`).
+    """
+    if not body:
+        return None
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            json.loads(body, parse_constant=_refuse_constant)
+        except ValueError as lenient:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if str(lenient).startswith("holds "):
+                return str(lenient)
+        return f"is not strict JSON (RFC 8259): {exc}"
+    if b"\\u0000" in body and _NUL_ESCAPE.search(body):
+        return "holds a \\u0000 escape, which PostgreSQL's jsonb cannot store"
+    try:
+        streams_by_type(parsed, entity)
+    except PayloadError as exc:
+        return f"is not a stream set: {exc}"
+    return None
 
 
 def stream_lengths(payload: str, entity: str) -> dict[str, int]:

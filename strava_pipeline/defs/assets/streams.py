@@ -3,7 +3,8 @@
 ``streams_raw`` keeps each response verbatim (a 404 is recorded as ``not_found`` and never asked again);
 ``activity_streams`` is the typed, one-row-per-sample table built from it. Which activities need a
 request is decided in ``ingest`` (landed rows and the landing cache are reused first); the IO manager
-empties the landing cache of what it has committed.
+empties the landing cache of what it has committed. A body PostgreSQL's jsonb would refuse is rejected
+instead of failing the batch: no row, counted in the metadata and warned about (see ``ingest.stream_plan``).
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from strava_pipeline.defs.partitions import STREAMS_BACKFILL_POLICY, partition_d
 from strava_pipeline.defs.resources import STRAVA_API_POOL, LandedDataResource, StravaResource
 from strava_pipeline.ingest.export_import import read_samples
 from strava_pipeline.ingest.in_flight import IN_FLIGHT, fetch_and_land
-from strava_pipeline.ingest.stream_plan import plan_streams
+from strava_pipeline.ingest.stream_plan import Rejection, plan_streams
 from strava_pipeline.transforms.activities import with_summary_columns
 from strava_pipeline.transforms.streams import (
     STREAM_SCHEMA,
@@ -80,10 +81,11 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         rows: list[dict[str, object]] = list(plan.reused_rows)
         rows += [_row(a, d, f, body, now) for a, d, f, body in plan.cached]
         requested = 0
+        rejected: list[tuple[int, date, Rejection]] = list(plan.rejected)
         if plan.to_fetch:
             client = strava.get_client()
 
-            def fetch(activity_id: int, fingerprint: str) -> tuple[bytes, bool]:
+            def fetch(activity_id: int, fingerprint: str) -> tuple[bytes | Rejection, bool]:
                 if config.refetch:  # forced: request regardless of what is cached or in flight
                     return fetch_and_land(client, cache, activity_id, fingerprint), True
                 return IN_FLIGHT.fetch(client, cache, activity_id, fingerprint)
@@ -93,19 +95,27 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
                 for activity_id, activity_date, fingerprint, future in futures:
                     body, made_request = future.result()
                     requested += made_request
-                    rows.append(_row(activity_id, activity_date, fingerprint, body, datetime.now(UTC)))
+                    if isinstance(body, Rejection):
+                        rejected.append((activity_id, activity_date, body))
+                    else:
+                        rows.append(_row(activity_id, activity_date, fingerprint, body, datetime.now(UTC)))
+        for activity_id, activity_date, rejection in sorted(rejected):
+            context.log.warning(_rejection_message(activity_id, activity_date, rejection))
         reused, cached = len(plan.reused_rows), len(plan.cached)
         ahead = len(plan.to_fetch) - requested
         frame = pl.DataFrame(rows, schema=STREAMS_RAW_SCHEMA).sort("activity_date", "activity_id")
         context.log.info(
             f"streams for {frame.height} activities: {requested} requested, {reused} reused, "
             f"{cached} from the landing cache, {ahead} fetched ahead by the backfill, "
-            f"{len(in_archive)} read from the export archive instead"
+            f"{len(in_archive)} read from the export archive instead, {len(rejected)} rejected"
         )
         return dg.Output(
             frame,
             metadata={"api_requests": requested, "reused_landed": reused, "reused_cached": cached,
-                      "fetched_ahead": ahead, "in_export_archive": len(in_archive)},
+                      "fetched_ahead": ahead, "in_export_archive": len(in_archive),
+                      "rejected_bodies": len(rejected),
+                      "rejected_activities": dg.MetadataValue.json(
+                          {str(a): r.reason for a, _, r in sorted(rejected)})},
         )
 
     @dg.asset(
@@ -134,6 +144,16 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         return pl.concat([streams_frame(api), exported], how="vertical")
 
     return [streams_raw, activity_streams]
+
+
+def _rejection_message(activity_id: int, activity_date: date, rejection: Rejection) -> str:
+    """The warning for an activity whose streams were not landed: what was wrong, and what happens next."""
+    what = f"streams of activity {activity_id} ({activity_date}) rejected, not landed: the body {rejection.reason}"
+    if rejection.exhausted:
+        return (f"{what}; bad {rejection.count} times, so not requested again automatically: run "
+                f"`strava-pipeline backfill --refetch` over {activity_date} (streams_raw config refetch: true) "
+                f"to request it again")
+    return f"{what}; it will be requested once more on the next run"
 
 
 def _row(activity_id: int, activity_date: date, fingerprint: str, body: bytes, fetched_at: datetime) -> dict:

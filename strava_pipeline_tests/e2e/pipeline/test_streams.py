@@ -83,6 +83,20 @@ def test_refetch_switch_forces_new_requests(make_pipeline) -> None:
     assert len(_stream_requests(p)) == expected > 0
 
 
+def test_backfill_refetch_requests_every_stream_again(make_pipeline) -> None:
+    """``strava-pipeline backfill --refetch``: what the user runs after a rejected body or a doubt."""
+    p = make_pipeline()
+    _backfill(p, date(2024, 1, 1), date(2024, 1, 31))
+    expected = len(_stream_requests(p))
+    p.sim.clear_request_log()
+    run_backfill(p.settings, date(2024, 1, 1), date(2024, 1, 31), select=STREAM_ASSETS, refetch=True,
+                 progress=lambda _: None)
+    assert len(_stream_requests(p)) == expected > 0
+    p.sim.clear_request_log()
+    run_backfill(p.settings, date(2024, 1, 1), date(2024, 1, 31), select=STREAM_ASSETS, progress=lambda _: None)
+    assert _stream_requests(p) == []
+
+
 def test_streams_404_is_recorded_and_not_retried(make_pipeline) -> None:
     p = make_pipeline()
     day = date(2024, 1, 20)
