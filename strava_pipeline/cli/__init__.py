@@ -67,7 +67,7 @@ def _watch_stop_signals(received: list[int]) -> Callable[[], None]:
 
 def _is_interrupt(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it: Dagster wraps a step's errors) is an interruption."""
-    from dagster._core.errors import DagsterExecutionInterruptedError
+    from dagster import DagsterExecutionInterruptedError
 
     seen: set[int] = set()
     current: BaseException | None = exc
