@@ -20,6 +20,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from strava_pipeline.strava import StravaClient, Tokens, TokenStore
+
 
 class FakeClock:
     """``clock()`` returns a settable epoch; ``sleep(s)`` records the wait and advances the clock by it."""
@@ -175,3 +177,10 @@ requires_simulator = pytest.mark.skipif(
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "secrets" / "tokens.json"
+
+
+def client_for(base_url: str, tmp_path: Path, **kwargs: Any) -> StravaClient:
+    """A client with a valid stored token (so no OAuth round trip), for tests against a local server."""
+    store = TokenStore(tmp_path / "tokens.json")
+    store.save(Tokens("acc-SECRET", "ref-SECRET", int(time.time()) + 99999, scope="read,activity:read_all"))
+    return StravaClient(base_url=base_url, client_id="123", client_secret="cs-SECRET", token_store=store, **kwargs)

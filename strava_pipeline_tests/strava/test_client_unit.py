@@ -11,26 +11,12 @@ import pytest
 
 from strava_pipeline.strava import (
     ApiResponse,
-    StravaClient,
     StravaPayloadError,
     StravaTransientError,
-    Tokens,
-    TokenStore,
 )
 from strava_pipeline.strava.responses import check_json, decode_json, redact_url
 from strava_pipeline.strava.transport import _missing_scope
-
-
-def client_for(base_url: str, tmp_path: Path, **kwargs: object) -> StravaClient:
-    store = TokenStore(tmp_path / "tokens.json")
-    store.save(Tokens("acc-SECRET", "ref-SECRET", int(time.time()) + 99999, scope="read,activity:read_all"))
-    return StravaClient(
-        base_url=base_url,
-        client_id="123",
-        client_secret="cs-SECRET",
-        token_store=store,
-        **kwargs,  # type: ignore[arg-type]
-    )
+from strava_pipeline_tests.strava.conftest import client_for
 
 
 def test_urllib3_retries_only_connection_establishment(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,8 @@ from typing import Any
 import pytest
 
 from strava_pipeline.settings import Settings
-from strava_pipeline.strava import StravaClient, StravaPayloadError, Tokens, TokenStore
+from strava_pipeline.strava import StravaClient, StravaPayloadError
+from strava_pipeline_tests.strava.conftest import client_for as shared_client_for
 
 MIB = 1024 * 1024
 LIMIT = 1 * MIB
@@ -101,17 +101,8 @@ def server() -> Iterator[BodyServer]:
 
 
 def client_for(base_url: str, tmp_path: Path, **kwargs: Any) -> StravaClient:
-    store = TokenStore(tmp_path / "tokens.json")
-    store.save(Tokens("acc-SECRET", "ref-SECRET", int(time.time()) + 99999, scope="read,activity:read_all"))
-    return StravaClient(
-        base_url=base_url,
-        client_id="123",
-        client_secret="cs-SECRET",
-        token_store=store,
-        backoff_factor=0.0,
-        sleep=lambda _s: None,
-        **kwargs,
-    )
+    """No backoff sleeps: these tests count requests, not wait for retries."""
+    return shared_client_for(base_url, tmp_path, backoff_factor=0.0, sleep=lambda _s: None, **kwargs)
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
