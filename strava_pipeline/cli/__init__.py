@@ -232,7 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="Backfill a simulated athlete end to end (no Strava account needed).")
+    demo = sub.add_parser(
+        "demo", help="Backfill a simulated athlete end to end (no Strava account needed).",
+        description="Start the built-in Strava simulator and the embedded PostgreSQL, backfill a year of a "
+                    "simulated athlete through the whole pipeline and print a summary: no Strava account needed.",
+    )
     demo.set_defaults(func=cmd_demo, interruptible=True)
 
     backfill = sub.add_parser("backfill", help="Backfill a date range headlessly, committing batch by batch.")
@@ -258,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync.set_defaults(func=cmd_sync, interruptible=True)
 
     ui = sub.add_parser("ui", help="Open the Dagster UI (dagster dev) on the same database.")
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1", help="interface the Dagster UI binds to (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
     ui.set_defaults(func=cmd_ui)
 
     db = sub.add_parser("db", help="Database maintenance.")

@@ -256,9 +256,14 @@ def auth_status(settings: Settings, *, now: float | None = None) -> tuple[bool, 
         return False, "\n".join(lines)
     if tokens.athlete_id is None and not tokens.access_token:
         lines.append("Athlete: unknown (seeded from STRAVA_REFRESH_TOKEN; not used yet)")
+    elif tokens.athlete_id is None:
+        # Only the authorisation-code exchange names the athlete; a refresh answer never does, so a store
+        # seeded from STRAVA_REFRESH_TOKEN works but stays anonymous.
+        lines.append("Athlete: connected (not recorded: the tokens came from STRAVA_REFRESH_TOKEN, and a token "
+                     "refresh does not name the athlete; `strava-pipeline auth` records it)")
     else:
-        name = tokens.athlete_name or "unknown name"
-        lines.append(f"Athlete: {name} (id {tokens.athlete_id if tokens.athlete_id is not None else '?'})")
+        name = tokens.athlete_name or "name not recorded"
+        lines.append(f"Athlete: {name} (id {tokens.athlete_id})")
     lines.append(f"Granted scopes: {tokens.scope or 'unknown'}")
     if tokens.scope is not None:
         lines.extend(f"WARNING: {w}" for w in missing_scope_warnings(tokens.scope))

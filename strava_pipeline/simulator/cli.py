@@ -108,6 +108,29 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_lines(base_url: str, client_id: int, client_secret: str, refresh_token: str,
+                 window_seconds: int) -> list[str]:
+    """Shell lines that point the pipeline at this simulator, pasteable as printed.
+
+    STRAVA_BASE_URL is the bare server URL because the client appends /api/v3 (and /oauth) itself;
+    the rate window is exported only when compressed, since the pipeline's default is Strava's 900 s.
+    """
+    lines = [
+        "To point the pipeline at this simulator, paste:",
+        f"  export STRAVA_BASE_URL={base_url}",
+        f"  export STRAVA_CLIENT_ID={client_id}",
+        f"  export STRAVA_CLIENT_SECRET={client_secret}",
+        f"  export STRAVA_REFRESH_TOKEN={refresh_token}",
+    ]
+    if window_seconds != 900:
+        lines.append(f"  export STRAVA_RATE_WINDOW_SECONDS={window_seconds}")
+    lines += [
+        "The refresh token rotates on first use, as on Strava: the first process saves the new one in its token",
+        "store (STRAVA_TOKEN_FILE); a second process must share that token store, not reuse this env value.",
+    ]
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "export", None):
         return export(args)
@@ -117,12 +140,15 @@ def run(args: argparse.Namespace) -> int:
     with sim:
         tokens = sim.authorize()
         print(f"Strava simulator listening on {sim.base_url}", flush=False)
-        print(f"  api base url:   {sim.base_url}/api/v3")
+        print(f"  api:            {sim.api_url} (the client adds /api/v3 itself)")
         print(f"  oauth:          {sim.base_url}/oauth/authorize, {sim.base_url}/oauth/token")
         print(f"  athlete id:     {sim.athlete_id} ({len(sim.activity_ids())} activities)")
         print(f"  client id:      {sim.client_id}")
         print(f"  client secret:  {sim.client_secret}")
         print(f"  refresh token:  {tokens['refresh_token']}  (scope read,activity:read_all,profile:read_all)")
+        for line in export_lines(sim.base_url, sim.client_id, sim.client_secret, tokens["refresh_token"],
+                                 args.window_seconds):
+            print(line)
         print("Press Ctrl-C to stop.", flush=True)
         try:
             while not stop.wait(0.5):
