@@ -28,6 +28,7 @@ from strava_pipeline.transforms.quality import (
     row_count_problems,
     unequal_stream_problems,
     unreadable_export_problems,
+    unstorable_summary_problems,
 )
 from strava_pipeline.transforms.streams import archived_recordings
 
@@ -62,11 +63,24 @@ def unique_activity_ids(landed: LandedDataResource, days: list[date]) -> Verdict
     )
 
 
+def _raw_summaries(landed: LandedDataResource, days: list[date], columns: list[str]) -> pl.DataFrame:
+    """``columns`` of ``activities_raw`` and ``rejected``, which days landed before it existed lack (then
+    null: every summary of theirs was stored)."""
+    try:
+        return landed.read("activities_raw", days, [*columns, "rejected"])
+    except pl.exceptions.ColumnNotFoundError:
+        frame = landed.read("activities_raw", days)
+        if "rejected" not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.String).alias("rejected"))
+        return frame.select(*columns, "rejected")
+
+
 def raw_and_typed_row_counts_agree(landed: LandedDataResource, days: list[date]) -> Verdict:
     """Each day of the run has one typed `activities` row per activity its raw rows hold: those of
-    `activities_raw`, and those of `export_activities_raw` the API has not listed."""
+    `activities_raw` (but the rejected ones, see `summaries_storable`), and those of `export_activities_raw`
+    the API has not listed."""
     raw = raw_activity_keys(
-        landed.read("activities_raw", days, ["activity_id", "activity_date"]),
+        _raw_summaries(landed, days, ["activity_id", "activity_date"]),
         landed.read("export_activities_raw", days, ["activity_id", "activity_date", "summary"]),
     )
     typed = landed.read("activities", days, ["activity_date"])
@@ -156,8 +170,27 @@ def export_files_readable(landed: LandedDataResource, days: list[date]) -> Verdi
     )
 
 
+def summaries_storable(landed: LandedDataResource, days: list[date]) -> Verdict:
+    """Every summary of `activities_raw` was stored as jsonb: one Strava listed with NaN/Infinity, a `\\u0000`
+    escape or invalid UTF-8 lands rejected (kept verbatim in `payload_text`, the reason in `rejected`) and has
+    no `activities` row; it is named here with the reason. It warns and does not block: the rest of the batch
+    lands."""
+    frame = _raw_summaries(landed, days, ["activity_id"])
+    bad = unstorable_summary_problems(frame)
+    sample = sorted(bad.items())[:SAMPLE]
+    return Verdict(
+        f"{len(bad)} summaries rejected: " + "; ".join(f"activity {a} {r}" for a, r in sample) if bad else None,
+        {
+            "activities": frame.height,
+            "rejected": len(bad),
+            "sample": dg.MetadataValue.json({str(k): v for k, v in sample}),
+        },
+    )
+
+
 #: Every check, by the asset it checks.
 CHECKS: tuple[tuple[str, Rule], ...] = (
+    ("activities_raw", summaries_storable),
     ("export_activities_raw", export_files_readable),
     ("activities", unique_activity_ids),
     ("activities", raw_and_typed_row_counts_agree),
@@ -166,7 +199,7 @@ CHECKS: tuple[tuple[str, Rule], ...] = (
     ("activity_streams", heartrate_in_range),
 )
 #: Checks that warn instead of blocking what depends on their asset.
-WARNING_ONLY = {"export_files_readable"}
+WARNING_ONLY = {"export_files_readable", "summaries_storable"}
 
 
 def _partitioned_check(asset: str, rule: Rule, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:

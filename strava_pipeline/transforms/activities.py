@@ -16,6 +16,7 @@ import polars as pl
 
 from strava_pipeline.transforms.errors import PayloadError
 from strava_pipeline.transforms.fields import Field, coerce, extract_frame, parse_date, schema_of
+from strava_pipeline.transforms.streams import jsonb_unstorable_reason
 
 UTC_TS = pl.Datetime("us", "UTC")
 LOCAL_TS = pl.Datetime("us")
@@ -28,6 +29,11 @@ ACTIVITY_RAW_SCHEMA: dict[str, pl.DataType] = {
     # Read from the payload once, here, for everyone who plans streams or checks them.
     "manual": pl.Boolean,
     "summary_fingerprint": pl.String,
+    # A summary jsonb cannot store (NaN, \u0000: see ``summary_unstorable_reason``) still lands, so one bad
+    # activity never fails its batch: ``rejected`` says why, ``payload_text`` keeps it verbatim and
+    # ``payload`` holds only ``{"id": <id>}``. Both are null for every storable summary.
+    "rejected": pl.String,
+    "payload_text": pl.String,
 }
 
 #: ``export_activities_raw``: one row per ``activities.csv`` row of the newest archive holding the activity.
@@ -175,6 +181,29 @@ def activity_id_of(payload: Any) -> int:
         raise PayloadError(activity_label(payload), "id", f"is not an integer: {exc}") from None
 
 
+def summary_unstorable_reason(text: str) -> str | None:
+    """Why a summary's JSON text cannot be the jsonb ``payload``, or None: the rule streams bodies follow too.
+
+    Python's ``json`` reads NaN and Infinity, and a ``\\u0000`` escape or a lone surrogate into a ``str``;
+    PostgreSQL refuses all of them, so storing one would fail the write of the whole batch.
+    """
+    try:
+        body = text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate from a "\\udXXX" escape
+        return f"is not valid UTF-8: {exc}"
+    return jsonb_unstorable_reason(body)
+
+
+def _storable_text(summary: Mapping[str, Any], text: str) -> str:
+    """``text``, or the summary with ASCII escapes when it holds a lone surrogate, which no UTF-8 column
+    (text, Parquet) can store as a character."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(summary, separators=(",", ":"))
+    return text
+
+
 def raw_activities_frame(
     summaries: Iterable[Mapping[str, Any]], fetched_at: Any, days: Iterable[date] | None = None
 ) -> pl.DataFrame:
@@ -182,7 +211,8 @@ def raw_activities_frame(
 
     The payload is kept as JSON text exactly as parsed from Strava, so the typed layer can be rebuilt
     at any time without an API request. Duplicate ids within a listing (Strava pages can shift while
-    an athlete uploads) keep the first occurrence, which is the newest listing position.
+    an athlete uploads) keep the first occurrence, which is the newest listing position. A summary jsonb
+    cannot store lands rejected (see ``ACTIVITY_RAW_SCHEMA``) instead of failing the batch.
     """
     wanted = set(days) if days is not None else None
     ids: list[int] = []
@@ -190,6 +220,8 @@ def raw_activities_frame(
     payloads: list[str] = []
     manual: list[bool] = []
     fingerprints: list[str] = []
+    rejected: list[str | None] = []
+    verbatim: list[str | None] = []
     seen: set[int] = set()
     for summary in summaries:
         activity_id = activity_id_of(summary)
@@ -199,7 +231,11 @@ def raw_activities_frame(
         seen.add(activity_id)
         ids.append(activity_id)
         dates.append(local_date)
-        payloads.append(json.dumps(summary, ensure_ascii=False, separators=(",", ":")))
+        text = json.dumps(summary, ensure_ascii=False, separators=(",", ":"))
+        reason = summary_unstorable_reason(text)
+        payloads.append(text if reason is None else json.dumps({"id": activity_id}))
+        rejected.append(reason)
+        verbatim.append(None if reason is None else _storable_text(summary, text))
         manual.append(bool(summary.get("manual")))
         fingerprints.append(summary_fingerprint(summary))
     return pl.DataFrame(
@@ -210,6 +246,8 @@ def raw_activities_frame(
             "payload": payloads,
             "manual": manual,
             "summary_fingerprint": fingerprints,
+            "rejected": rejected,
+            "payload_text": verbatim,
         },
         schema=ACTIVITY_RAW_SCHEMA,
     )
@@ -229,6 +267,14 @@ def with_summary_columns(raw: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def accepted_summaries(raw: pl.DataFrame) -> pl.DataFrame:
+    """``activities_raw`` rows without the rejected ones (whose ``payload`` is only their id); rows landed
+    before the ``rejected`` column existed were all accepted."""
+    if "rejected" not in raw.columns:
+        return raw
+    return raw.filter(pl.col("rejected").is_null())
+
+
 def _typed(ids: list[Any], payloads: list[Any], fields: tuple[Field, ...]) -> pl.DataFrame:
     parsed = []
     for activity_id, payload in zip(ids, payloads, strict=True):
@@ -244,10 +290,14 @@ def activities_frame(raw: pl.DataFrame, export_raw: pl.DataFrame | None = None) 
     field on bad data.
 
     The API summary is the row of record for an activity both sources know; the archive adds what only it
-    has (``ARCHIVE_ONLY_FIELDS``) and every activity the API has not listed (``source`` = ``export``).
+    has (``ARCHIVE_ONLY_FIELDS``) and every activity the API has not listed (``source`` = ``export``). A
+    summary the API listed but ``activities_raw`` rejected is left out (the ``summaries_storable`` check names
+    it), not replaced by the archive's row.
     """
     fields = (*ACTIVITY_FIELDS, *ARCHIVE_ONLY_FIELDS)
     frames = []
+    listed = raw["activity_id"] if raw.height else pl.Series("activity_id", [], pl.Int64)
+    raw = accepted_summaries(raw)
     if raw.height:
         api = _typed(raw["activity_id"].to_list(), raw["payload"].to_list(), fields)
         frames.append(api.with_columns(raw["fetched_at"].alias("fetched_at"), pl.lit("api").alias("source")))
@@ -263,7 +313,8 @@ def activities_frame(raw: pl.DataFrame, export_raw: pl.DataFrame | None = None) 
             pl.coalesce(c, f"_{c}").alias(c) for c in archive_only
         )
         frames = [api.drop(f"_{c}" for c in archive_only)]
-        exported = exported.filter(~pl.col("activity_id").is_in(api["activity_id"].implode()))
+    if exported.height:
+        exported = exported.filter(~pl.col("activity_id").is_in(listed.implode()))
     if exported.height:
         frames.append(exported)
     if not frames:

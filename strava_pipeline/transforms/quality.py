@@ -10,12 +10,12 @@ from datetime import date
 
 import polars as pl
 
+from strava_pipeline.transforms.activities import accepted_summaries
 from strava_pipeline.transforms.streams import stream_lengths
 
 #: Plausible heart rate, bpm: below is a strap glitch, above is no human heart.
 HEARTRATE_MIN_BPM = 25
 HEARTRATE_MAX_BPM = 250
-
 
 
 def duplicate_id_problems(activities: pl.DataFrame) -> list[int]:
@@ -81,14 +81,18 @@ def heartrate_problems(activity_streams: pl.DataFrame) -> dict[int, int]:
 
 def raw_activity_keys(activities_raw: pl.DataFrame, export_raw: pl.DataFrame) -> pl.DataFrame:
     """(activity_id, activity_date) of every activity the raw layers hold once: the API's rows, plus the
-    archive's rows with a usable summary whose id the API has not listed (what ``activities`` must hold)."""
+    archive's rows with a usable summary whose id the API has not listed (what ``activities`` must hold).
+
+    A summary ``activities_raw`` rejected (``rejected`` set: jsonb could not store it) has no typed row on
+    purpose (``summaries_storable`` names it), so it is not expected; the archive's row does not replace it.
+    """
     frames = []
     if activities_raw.width:
-        frames.append(activities_raw.select("activity_id", "activity_date"))
+        frames.append(accepted_summaries(activities_raw).select("activity_id", "activity_date"))
     if export_raw.width:
         usable = export_raw.filter(pl.col("summary").is_not_null()).select("activity_id", "activity_date")
-        if frames:
-            usable = usable.filter(~pl.col("activity_id").is_in(frames[0]["activity_id"].implode()))
+        if activities_raw.width:
+            usable = usable.filter(~pl.col("activity_id").is_in(activities_raw["activity_id"].implode()))
         frames.append(usable)
     if not frames:
         return pl.DataFrame(schema={"activity_id": pl.Int64, "activity_date": pl.Date})
@@ -118,3 +122,11 @@ def unreadable_export_problems(export_raw: pl.DataFrame) -> dict[int, str]:
         return {}
     bad = export_raw.filter(pl.col("status").is_in(["failed", "missing_file"]))
     return {a: e or s for a, s, e in bad.select("activity_id", "status", "error").iter_rows()}
+
+
+def unstorable_summary_problems(activities_raw: pl.DataFrame) -> dict[int, str]:
+    """Activities whose listed summary landed rejected (jsonb cannot store it verbatim): id -> the reason."""
+    if "rejected" not in activities_raw.columns or activities_raw.is_empty():
+        return {}
+    bad = activities_raw.filter(pl.col("rejected").is_not_null())
+    return dict(bad.select("activity_id", "rejected").iter_rows())

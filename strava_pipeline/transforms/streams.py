@@ -109,6 +109,32 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"holds {name}, which is not JSON (RFC 8259)")
 
 
+def _strict_json(body: bytes) -> tuple[Any, str | None]:
+    """``body`` parsed, and why jsonb cannot store it verbatim (None when it can): see ``jsonb_unstorable_reason``."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            json.loads(body, parse_constant=_refuse_constant)
+        except ValueError as lenient:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if str(lenient).startswith("holds "):
+                return None, str(lenient)
+        return None, f"is not strict JSON (RFC 8259): {exc}"
+    if b"\\u0000" in body and _NUL_ESCAPE.search(body):
+        return parsed, "holds a \\u0000 escape, which PostgreSQL's jsonb cannot store"
+    return parsed, None
+
+
+def jsonb_unstorable_reason(body: bytes) -> str | None:
+    """Why a JSON document cannot be kept verbatim in a jsonb column, or None when it can.
+
+    The one rule for every raw payload (streams bodies, activity summaries): strict JSON by orjson, the
+    parser the typed layer reads payloads with (no NaN/Infinity, no overflowing number, valid UTF-8 without
+    lone surrogates), and no ``\\u0000`` escape.
+    """
+    return _strict_json(body)[1]
+
+
 def unstorable_reason(body: bytes, entity: str) -> str | None:
     """Why a streams response body cannot be kept verbatim in ``streams_raw``, or None when it can.
 
@@ -121,17 +147,9 @@ def unstorable_reason(body: bytes, entity: str) -> str | None:
     """
     if not body:
         return None
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        try:
-            json.loads(body, parse_constant=_refuse_constant)
-        except ValueError as lenient:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            if str(lenient).startswith("holds "):
-                return str(lenient)
-        return f"is not strict JSON (RFC 8259): {exc}"
-    if b"\\u0000" in body and _NUL_ESCAPE.search(body):
-        return "holds a \\u0000 escape, which PostgreSQL's jsonb cannot store"
+    parsed, reason = _strict_json(body)
+    if reason is not None:
+        return reason
     try:
         streams_by_type(parsed, entity)
     except PayloadError as exc:

@@ -35,7 +35,7 @@ def test_definitions_validate_and_hold_every_asset_check_and_automation(tmp_path
     assert keys == EXPECTED_ASSETS
     assert {c.key.name for d in defs.asset_checks for c in d.check_specs} == {
         "unique_activity_ids", "raw_and_typed_row_counts_agree", "every_activity_has_streams",
-        "streams_have_equal_length", "heartrate_in_range", "export_files_readable",
+        "streams_have_equal_length", "heartrate_in_range", "export_files_readable", "summaries_storable",
     }
     assert defs.resolve_schedule_def("daily_sync").execution_timezone == "Europe/Berlin"
     assert defs.resolve_sensor_def("new_or_changed_activities") is not None

@@ -169,6 +169,9 @@ def test_malformed_summaries_land_or_name_the_activity_and_field(drops, changes,
     except PayloadError as exc:
         _assert_payload_error(exc, "activity")
         return
+    if raw["rejected"][0] is not None:  # jsonb cannot store it: it lands raw, rejected, without a typed row
+        assert typed.height == 0 and json.loads(raw["payload"][0]) == {"id": int(summary["id"])}
+        return
     assert typed.height == 1
     row = typed.row(0, named=True)
     assert row["activity_id"] == int(summary["id"])
