@@ -22,6 +22,7 @@ from strava_pipeline.defs._dagster_private import ASSET_PARTITION_RANGE_END_TAG,
 from strava_pipeline.defs.assets.streams import STREAMS_CACHE, StreamsConfig
 from strava_pipeline.defs.partitions import MAX_PARTITIONS_PER_RUN
 from strava_pipeline.defs.resources import LandedDataResource, strava_client
+from strava_pipeline.ingest.changes import days_between
 from strava_pipeline.ingest.prefetch import StreamPrefetcher
 from strava_pipeline.settings import Settings
 from strava_pipeline.storage.parquet_store import ParquetStore
@@ -95,10 +96,6 @@ def _start_prefetch(settings: Settings) -> StreamPrefetcher | None:
 
 def _holds(assets: Sequence[dg.AssetsDefinition], name: str) -> bool:
     return any(a.key.to_user_string() == name for a in assets)
-
-
-def _days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def _select(assets: Sequence[dg.AssetsDefinition], names: Sequence[str] | None) -> list[dg.AssetsDefinition]:
@@ -234,7 +231,7 @@ def _run_batches(
 
     def prefetch_through(landed_until: date) -> None:
         while prefetcher is not None and ahead and ahead[0][1] <= landed_until:
-            prefetcher.add(_days(*ahead.pop(0)))
+            prefetcher.add(days_between(*ahead.pop(0)))
 
     with batched_event_writes():
         try:

@@ -132,8 +132,7 @@ def run_demo() -> int:
         backfill.checks[:0] = imported.backfill.checks if imported.backfill else []
         assert settings.database_url is not None
         counts = table_counts(settings.database_url)
-        with psycopg.connect(settings.database_url) as conn:
-            landed = {r[0] for r in conn.execute("SELECT activity_id FROM strava.activities")}
+        landed = {r[0] for r in conn_query(settings.database_url, "SELECT activity_id FROM strava.activities")}
         truth = sim.activity_ids()
         print("\nRows per table (PostgreSQL schema 'strava'):")
         for table, count in counts.items():

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from strava_pipeline.defs.assets.streams import STREAMS_CACHE
 from strava_pipeline.defs.resources import LandedDataResource
 from strava_pipeline.ingest.stream_plan import rejected_streams
 from strava_pipeline.ingest.summaries import read_summary_keys
@@ -106,7 +107,7 @@ def every_activity_has_streams(landed: LandedDataResource, days: list[date]) -> 
     archived = archived_recordings(landed.read("export_activities_raw", days, ["activity_id", "status"]))
     # A body Strava sent that cannot be stored verbatim (NaN, \u0000) is rejected on purpose and named by
     # streams_raw's metadata and log; its activity is asked for again once, then waits for --refetch.
-    rejected = rejected_streams(summaries, landed.landing_cache("streams"))
+    rejected = rejected_streams(summaries, landed.landing_cache(STREAMS_CACHE))
     missing = [a for a in missing_streams_problems(summaries, streams_raw, archived) if a not in rejected]
     not_found = 0 if streams_raw.is_empty() else streams_raw.filter(pl.col("status") == "not_found").height
     return Verdict(

@@ -2,7 +2,8 @@
 
 The API's SummaryActivity is the row of record; an activity only the archive knows gets the same keys
 from its ``activities.csv`` row and its original file (start position, local time), plus the fields the
-API does not expose (``ARCHIVE_ONLY_FIELDS``), which are merged into API rows too.
+API does not expose (``transforms.activities.ARCHIVE_ONLY_FIELDS``, under their column names, which are
+also ``ExportActivity``'s attribute names), merged into API rows too.
 """
 
 from __future__ import annotations
@@ -12,20 +13,9 @@ from typing import Any
 
 from strava_pipeline.export.activities_csv import ExportActivity
 from strava_pipeline.export.local_time import LocalStart
+from strava_pipeline.transforms.activities import ARCHIVE_ONLY_FIELDS
 
-__all__ = ["ARCHIVE_ONLY_KEYS", "export_summary"]
-
-#: Summary key -> ExportActivity attribute, for what only the archive has.
-ARCHIVE_ONLY_KEYS: dict[str, str] = {
-    "relative_effort": "relative_effort",
-    "perceived_exertion": "perceived_exertion",
-    "private_note": "private_note",
-    "gear_name": "gear_name",
-    "weather_condition": "weather_condition",
-    "weather_temperature": "weather_temperature_c",
-    "total_steps": "total_steps",
-    "grade_adjusted_distance": "grade_adjusted_distance_m",
-}
+__all__ = ["export_summary"]
 
 
 def _iso(value: Any) -> str:
@@ -68,6 +58,6 @@ def export_summary(
         "start_latlng": list(start_latlng) if start_latlng else [],
         "end_latlng": list(end_latlng) if end_latlng else [],
     }
-    for key, attribute in ARCHIVE_ONLY_KEYS.items():
-        summary[key] = getattr(activity, attribute)
+    for field in ARCHIVE_ONLY_FIELDS:
+        summary[field.column] = getattr(activity, field.column)
     return summary

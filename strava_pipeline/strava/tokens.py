@@ -38,7 +38,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from strava_pipeline.storage.files import write_atomic
+from strava_pipeline.storage.files import PRIVATE_FILE_MODE, write_atomic
 
 from .errors import RECONNECT_HINT, StravaAuthError, StravaError
 
@@ -48,7 +48,6 @@ logger = logging.getLogger("strava_pipeline.strava")
 
 FORMAT = "strava_pipeline.tokens/1"
 DEFAULT_CLIENT_KEY = "default"
-_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ def _tighten_mode(path: Path) -> None:
         return
     if stat.S_IMODE(st.st_mode) & 0o077:
         logger.warning("tightening permissions of %s to 0600 (it was %o)", path, stat.S_IMODE(st.st_mode))
-        os.chmod(path, _FILE_MODE)
+        os.chmod(path, PRIVATE_FILE_MODE)
 
 
 class TokenStore:
@@ -200,7 +199,7 @@ class TokenStore:
         _tighten_mode(self.path)
         # thread_local=False: our RLock already admits one thread at a time, and reentrancy must work across
         # the nested lock()/save() calls of that thread.
-        self._file_lock = FileLock(str(self.lock_path), mode=_FILE_MODE, thread_local=False)
+        self._file_lock = FileLock(str(self.lock_path), mode=PRIVATE_FILE_MODE, thread_local=False)
 
     def __repr__(self) -> str:
         return f"TokenStore(path={str(self.path)!r}, client={self.client_key!r})"
@@ -208,12 +207,12 @@ class TokenStore:
     def _ensure_lock_file(self) -> None:
         """Create the lock file 0600 ourselves (umask-proof), or tighten an existing one."""
         try:
-            fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+            fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         except FileExistsError:
             _tighten_mode(self.lock_path)
         else:
             try:
-                os.fchmod(fd, _FILE_MODE)
+                os.fchmod(fd, PRIVATE_FILE_MODE)
             finally:
                 os.close(fd)
 

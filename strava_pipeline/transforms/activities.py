@@ -129,16 +129,17 @@ ACTIVITY_FIELDS: tuple[Field, ...] = (
     Field("pr_count", ("pr_count",), pl.Int64),
 )
 
-#: What only the bulk-export archive records (null for activities the archive has not seen).
+#: What only the bulk-export archive records (null for activities the archive has not seen). The archive's
+#: summaries carry these under the column names (``export.summaries`` writes them from the CSV row).
 ARCHIVE_ONLY_FIELDS: tuple[Field, ...] = (
     Field("relative_effort", ("relative_effort",), pl.Float64),
     Field("perceived_exertion", ("perceived_exertion",), pl.Float64),
     Field("private_note", ("private_note",), pl.String),
     Field("gear_name", ("gear_name",), pl.String),
     Field("weather_condition", ("weather_condition",), pl.String),
-    Field("weather_temperature_c", ("weather_temperature",), pl.Float64),
+    Field("weather_temperature_c", ("weather_temperature_c",), pl.Float64),
     Field("total_steps", ("total_steps",), pl.Int64),
-    Field("grade_adjusted_distance_m", ("grade_adjusted_distance",), pl.Float64),
+    Field("grade_adjusted_distance_m", ("grade_adjusted_distance_m",), pl.Float64),
 )
 
 #: Where a row of ``activities`` (or ``activity_streams``) came from: the API, or the export archive.
