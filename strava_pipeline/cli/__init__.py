@@ -230,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="strava-pipeline",
         description="Mirror a Strava athlete's training history into Parquet and PostgreSQL.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of its one-line message")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser(
@@ -288,12 +290,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> dict[type[BaseException], int]:
+    """Errors a user fixes from the message alone (a setting, a path, a subscription), by exit code: they get
+    one line, not a traceback (``--debug`` shows it). 2: the configuration is wrong; 1: the world said no."""
+    from strava_pipeline.export.archive import ArchiveError
+    from strava_pipeline.storage.databases import DatabaseConnectionError, DatabaseUrlError
+    from strava_pipeline.strava import StravaAppInactiveError, StravaAuthError
+
+    return {DatabaseUrlError: 2, ArchiveError: 2, DatabaseConnectionError: 1, StravaAppInactiveError: 1,
+            StravaAuthError: 1}
+
+
+def _user_error(exc: BaseException) -> tuple[BaseException, int] | None:
+    """The user-fixable error behind ``exc`` (Dagster wraps an asset's errors), with its exit code."""
+    known = _user_errors()
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for kind, code in known.items():
+            if isinstance(current, kind):
+                return current, code
+        current = current.__cause__ or current.__context__ or getattr(current, "user_exception", None)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "interruptible", False):
-        return int(run_interruptible(args.func, args) or 0)
-    return int(args.func(args) or 0)
+    try:
+        if getattr(args, "interruptible", False):
+            return int(run_interruptible(args.func, args) or 0)
+        return int(args.func(args) or 0)
+    except Exception as exc:
+        found = None if args.debug else _user_error(exc)
+        if found is None:
+            raise
+        error, code = found
+        print(f"strava-pipeline {args.command}: {error}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -72,3 +72,14 @@ def test_rides_view_rounds_load_and_keeps_its_columns(pg_url: str) -> None:
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'strava' "
             "AND table_name = 'rides' ORDER BY ordinal_position")]
     assert columns[-3:] == ["avg_heartrate_bpm", "trainer", "load"] and len(columns) == 18
+
+
+def test_a_bad_database_url_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STRAVA_PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STRAVA_PIPELINE_DATABASE_URL", "postgresql://u:s3cr3t@127.0.0.1:notaport/db")
+    assert cli.main(["db", "migrate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "STRAVA_PIPELINE_DATABASE_URL" in err and "s3cr3t" not in err
+    with pytest.raises(ValueError, match="STRAVA_PIPELINE_DATABASE_URL"):  # --debug: the real error, traceback and all
+        cli.main(["--debug", "db", "migrate"])
