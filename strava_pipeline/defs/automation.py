@@ -39,6 +39,10 @@ ARCHIVE_DAY_ASSETS = (
 DEFAULT_LOOKBACK_DAYS = 3
 DEFAULT_INTERVAL_SECONDS = 1800
 PAGE_SIZE = 200
+#: Tag of a sensor run naming the change it syncs (day and listing digest); a failed one is retried with a
+#: new run key up to MAX_ATTEMPTS times in all, then left to the user (its failure is in the runs list).
+CHANGE_TAG = "strava/change"
+MAX_ATTEMPTS = 3
 
 
 def build_sync_job() -> UnresolvedAssetJobDefinition:
@@ -148,13 +152,33 @@ def build_new_activity_sensor(
         if not days:
             return dg.SensorResult(skip_reason="the mirror matches the newest activities")
         states = day_states(summaries, days)
-        requests = [
-            dg.RunRequest(run_key=f"{day.isoformat()}-{states[day]}", partition_key=day.isoformat()) for day in days
-        ]
-        context.log.info(f"requesting runs for {', '.join(d.isoformat() for d in days)}")
+        requests = []
+        for day in days:
+            change = f"{day.isoformat()}-{states[day]}"
+            failed = _failed_runs(context, change)
+            if failed >= MAX_ATTEMPTS:
+                context.log.warning(f"{day}: {failed} runs for this change failed; not retrying (see their logs)")
+                continue
+            # A run key is used once per sensor, so a failed run's retry needs a key of its own.
+            key = change if failed == 0 else f"{change}-retry{failed}"
+            requests.append(dg.RunRequest(run_key=key, partition_key=day.isoformat(), tags={CHANGE_TAG: change}))
+        if not requests:
+            return dg.SensorResult(skip_reason="every changed day failed its last attempts")
+        context.log.info(f"requesting runs for {', '.join(r.partition_key or '' for r in requests)}")
         return dg.SensorResult(run_requests=requests)
 
     return new_or_changed_activities
+
+
+def _failed_runs(context: dg.SensorEvaluationContext, change: str) -> int:
+    """How many runs requested for this change failed (0 when the tick is evaluated without an instance)."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:
+        return 0
+    return instance.get_runs_count(
+        dg.RunsFilter(tags={CHANGE_TAG: change}, statuses=[dg.DagsterRunStatus.FAILURE])
+    )
 
 
 def _landed_summaries(landed: LandedDataResource, days: list[date]) -> pl.DataFrame:

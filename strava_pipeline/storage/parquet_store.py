@@ -37,7 +37,7 @@ def _atomic_write(frame: pl.DataFrame, destination: Path) -> None:
     write_atomic(destination, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
 
 
-def _remove_day(path: Path) -> None:
+def remove_day(path: Path) -> None:
     """Drop a day's file (and its folder when nothing else is in it): the day now has no rows."""
     path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # never written, or a crashed writer's temp file is still there
@@ -91,7 +91,7 @@ class ParquetStore:
         _atomic_write(frame.clear(), self.asset_dir(asset) / SCHEMA_FILENAME)
         for day in days:
             if day not in groups:
-                _remove_day(self.partition_path(asset, day))
+                remove_day(self.partition_path(asset, day))
         written = {day: self.partition_path(asset, day) for day in days if day in groups}
         # A year of days is hundreds of small files whose cost is fsync latency: write them concurrently
         # (polars and fsync release the GIL). Each file is still replaced atomically on its own.

@@ -135,20 +135,18 @@ def test_sigkill_inside_the_database_transaction_then_rerun(migrated, tmp_path: 
 
 _DIE_WHILE_WRITING_PARQUET = """
 import os, signal, sys
-from strava_pipeline.storage import parquet_store
+from strava_pipeline.storage import partition_switch
 
-def die_halfway(frame, destination):
-    # The first day file of the typed `activities` asset: half a temp file, then SIGKILL (no cleanup runs).
-    if destination.parent.parent.name == "activities" and destination.name == "part.parquet":
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        tmp = destination.with_name("." + destination.name + ".killed" + parquet_store.TMP_SUFFIX)
-        frame.write_parquet(tmp)
-        os.truncate(tmp, tmp.stat().st_size // 2)
+def die_halfway(frame, path, switch_id=None):
+    # The first staged day file of the typed `activities` asset: half a temp file, then SIGKILL (no cleanup).
+    if path.parent.parent.name == "activities" and ".staged." in path.name:
+        frame.write_parquet(path)
+        os.truncate(path, path.stat().st_size // 2)
         os.kill(os.getpid(), signal.SIGKILL)
-    return original(frame, destination)
+    return original(frame, path, switch_id)
 
-original = parquet_store._atomic_write
-parquet_store._atomic_write = die_halfway
+original = partition_switch._write
+partition_switch._write = die_halfway
 from strava_pipeline.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -164,11 +162,14 @@ def test_sigkill_while_writing_parquet_then_rerun(migrated, tmp_path: Path) -> N
             stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False)
     assert proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
     parquet = ParquetStore(p.settings.parquet_dir)
-    assert list((p.settings.parquet_dir / "activities").rglob("*.killed.tmp")), "killed mid-write"
+    assert list((p.settings.parquet_dir / "activities").rglob("*.tmp")), "killed mid-write"
+    assert list((p.settings.parquet_dir / ".switches").glob("activities.*.json")), "the switch's journal is left"
     assert parquet.read("activities").height == 0, "no torn Parquet file is visible"
 
     run_backfill(p.settings, START, END, select=SUMMARY_ASSETS, progress=_quiet)
     assert_matches_truth(p, streams=False)
+    left = [f for f in p.settings.parquet_dir.rglob("*") if f.is_file() and f.suffix not in {".parquet"}]
+    assert left == [], "the rerun removed the killed run's temporary files and journal"
 
 
 def test_database_connection_dropped_mid_load_fails_clearly_and_rerun_completes(migrated) -> None:
