@@ -6,5 +6,7 @@ imports it; code that needs definitions calls ``strava_pipeline.defs.build_defin
 
 from strava_pipeline.defs import build_definitions
 from strava_pipeline.settings import Settings
+from strava_pipeline.storage.files import keep_created_files_private
 
+keep_created_files_private()  # the webserver, daemon and run processes write the athlete's data too
 defs = build_definitions(Settings.from_env())

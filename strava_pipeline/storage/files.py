@@ -15,11 +15,25 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["PRIVATE_FILE_MODE", "TMP_SUFFIX", "fsync_dir", "write_atomic"]
+__all__ = ["PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "TMP_SUFFIX", "fsync_dir", "keep_created_files_private",
+           "write_atomic"]
 
 #: The athlete's data is private: files readable and writable by their owner only.
 PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+#: The process umask that makes every file and folder created without an explicit mode private too: the
+#: product's own (Parquet folders, Dagster's run logs and compute logs, the report) and its libraries'.
+PRIVATE_UMASK = 0o077
 TMP_SUFFIX = ".tmp"
+
+
+def keep_created_files_private() -> None:
+    """Set the process umask so nothing this process creates is readable by other local users.
+
+    Called first by every entry point (the CLI, the Dagster code location): explicit modes cover our own
+    writes, but folders made with ``parents=True``, Dagster's storage and libraries' files follow the umask.
+    """
+    os.umask(PRIVATE_UMASK)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -47,7 +61,7 @@ def write_atomic(
     """
     path = Path(path)
     directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     tmp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
