@@ -3,6 +3,13 @@
 Dagster exposes no public name for these; each is used for a reason given beside it.
 """
 
+# Which materialisation an asset-check evaluation judged: the checks record one evaluation per partition of
+# a ranged run themselves (AssetCheckResult has no partition), and the UI counts a partition's evaluation
+# only when it names that partition's latest materialisation.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
 # The type ``define_asset_job`` returns, for annotations of the schedule and sensor builders.
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
@@ -13,10 +20,21 @@ from dagster._core.events import DagsterEventType
 # who holds the slot (Dagster 1.13 polls without sleeping and logs the wait at DEBUG only).
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 
+# Where a run's job lives (code location, repository): set on the CLI's in-process runs, since the UI's
+# Overview timeline skips every run without one and the runs list cannot link it to its job.
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+
 # The run tags that make one run cover a range of daily partitions (what the UI's backfills set).
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 __all__ = [
-    "ASSET_PARTITION_RANGE_END_TAG", "ASSET_PARTITION_RANGE_START_TAG", "DagsterEventType",
-    "InstanceConcurrencyContext", "UnresolvedAssetJobDefinition",
+    "ASSET_PARTITION_RANGE_END_TAG", "ASSET_PARTITION_RANGE_START_TAG", "AssetCheckEvaluationTargetMaterializationData",
+    "DagsterEventType",
+    "InstanceConcurrencyContext", "LoadableTargetOrigin", "ManagedGrpcPythonEnvCodeLocationOrigin", "RemoteJobOrigin",
+    "RemoteRepositoryOrigin", "UnresolvedAssetJobDefinition",
 ]

@@ -19,7 +19,7 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from strava_pipeline.defs.metadata import frame_metadata
+from strava_pipeline.defs.metadata import frame_metadata, total_rows_metadata
 from strava_pipeline.ingest.stream_plan import committed_keys
 from strava_pipeline.storage.embedded_postgres import resolve_database_url
 from strava_pipeline.storage.landing_cache import LandingCache
@@ -119,6 +119,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if cache := (context.definition_metadata or {}).get("landing_cache"):
             # Committed in both stores: the write-ahead copies of these rows are now redundant.
             LandingCache(Path(self.data_dir) / "landing" / str(cache)).discard(committed_keys(obj))
+        context.add_output_metadata(total_rows_metadata(self.connection_url(), table))  # the UI's "Row count"
         context.add_output_metadata(
             frame_metadata(
                 obj, partitions=written, postgres_table=table, parquet_path=dg.MetadataValue.path(location), **extra

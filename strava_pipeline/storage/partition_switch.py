@@ -87,18 +87,22 @@ class SwitchResult:
 
 @dataclass(frozen=True)
 class Disagreement:
-    """A partition whose two stores differ: rows in each, and the switch id each one says wrote it."""
+    """A partition whose two stores differ: rows, checksum and the switch id each one says wrote it."""
 
     partition: str
     postgres_rows: int
     parquet_rows: int
     postgres_switch: str | None
     parquet_switch: str | None
+    postgres_sum: int | None = None
+    parquet_sum: int | None = None
 
     def __str__(self) -> str:
+        sums = f", sums {self.postgres_sum} vs {self.parquet_sum}" if self.postgres_sum != self.parquet_sum else ""
         return (
             f"{self.partition or 'whole table'}: PostgreSQL {self.postgres_rows} rows (switch "
             f"{self.postgres_switch or '-'}), Parquet {self.parquet_rows} rows (switch {self.parquet_switch or '-'})"
+            f"{sums}"
         )
 
 
@@ -452,26 +456,36 @@ class PartitionSwitcher:
     # -- comparing -----------------------------------------------------------------------------------
 
     def compare(
-        self, asset: str, table: str, partition_column: str | None, days: Sequence[date] | None
+        self,
+        asset: str,
+        table: str,
+        partition_column: str | None,
+        days: Sequence[date] | None,
+        *,
+        checksum_column: str | None = None,
     ) -> list[Disagreement]:
-        """Partitions (``days``, or the whole table) whose rows or switch ids differ between the two stores.
+        """Partitions (``days``, or the whole table) whose two stores differ: in rows, in the switch that
+        wrote them, or in the sum of ``checksum_column`` (an integer column: a row swapped for another
+        keeps the count but changes the sum).
 
-        A partition written before switches existed has no version in either store; its row counts must
-        still agree.
+        A partition written before switches existed has no version in either store; its rows and sums
+        must still agree.
         """
         keys = [WHOLE_TABLE] if days is None else [_key(d) for d in sorted(set(days))]
+        total = sql.SQL("sum({})::text").format(sql.Identifier(checksum_column)) if checksum_column else sql.SQL("''")
         with connect(self.database_url) as conn:
             if days is None:
-                (n,) = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(_identifier(table))).fetchone() or (0,)
-                pg_rows = {WHOLE_TABLE: int(n)}
+                rows = conn.execute(
+                    sql.SQL("SELECT '', count(*), {s} FROM {t}").format(s=total, t=_identifier(table))
+                ).fetchall()
             else:
                 rows = conn.execute(
-                    sql.SQL("SELECT {p}::text, count(*) FROM {t} WHERE {p} = ANY(%s) GROUP BY 1").format(
-                        p=sql.Identifier(partition_column or ""), t=_identifier(table)
+                    sql.SQL("SELECT {p}::text, count(*), {s} FROM {t} WHERE {p} = ANY(%s) GROUP BY 1").format(
+                        p=sql.Identifier(partition_column or ""), s=total, t=_identifier(table)
                     ),
                     (sorted(set(days)),),
                 ).fetchall()
-                pg_rows = {key: int(n) for key, n in rows}
+            in_postgres = {key: (int(n), _sum(checksum)) for key, n, checksum in rows}
             versions = dict(
                 conn.execute(
                     sql.SQL(
@@ -481,25 +495,35 @@ class PartitionSwitcher:
                 ).fetchall()
             )
 
-        def footer(key: str) -> tuple[int, str | None]:
+        def in_parquet(key: str) -> tuple[int, int | None, str | None]:
             path = self._final(asset, key)
             if not path.is_file():
-                return 0, None
+                return 0, None, None
             meta = pq.read_metadata(path)
             switch = (meta.metadata or {}).get(FOOTER_SWITCH_KEY.encode())
-            return meta.num_rows, switch.decode() if switch else None
+            checksum = None
+            if checksum_column and meta.num_rows:
+                checksum = _sum(pl.read_parquet(path, columns=[checksum_column]).get_column(checksum_column).sum())
+            return meta.num_rows, checksum, switch.decode() if switch else None
 
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-            footers = dict(zip(keys, pool.map(footer, keys), strict=True))
+            found = dict(zip(keys, pool.map(in_parquet, keys), strict=True))
         problems = []
         for key in keys:
-            parquet_rows, parquet_switch = footers[key]
-            postgres_rows, postgres_switch = pg_rows.get(key, 0), versions.get(key)
+            parquet_rows, parquet_sum, parquet_switch = found[key]
+            postgres_rows, postgres_sum = in_postgres.get(key, (0, None))
+            postgres_switch = versions.get(key)
             if parquet_rows == 0 and postgres_rows == 0:
                 continue  # no rows in either (a removed day keeps its version row; it has no file)
-            if postgres_rows != parquet_rows or postgres_switch != parquet_switch:
-                problems.append(Disagreement(key, postgres_rows, parquet_rows, postgres_switch, parquet_switch))
+            if (postgres_rows, postgres_sum, postgres_switch) != (parquet_rows, parquet_sum, parquet_switch):
+                problems.append(Disagreement(key, postgres_rows, parquet_rows, postgres_switch, parquet_switch,
+                                            postgres_sum, parquet_sum))
         return problems
+
+
+def _sum(value: object) -> int | None:
+    """A column sum as an int from either store (PostgreSQL's numeric arrives as text, polars' as int)."""
+    return None if value in (None, "") else int(str(value))
 
 
 def _write(frame: pl.DataFrame, path: Path, switch_id: str | None = None) -> None:

@@ -30,7 +30,7 @@ def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
         pool=STRAVA_API_POOL,
         partitions_def=partitions_def,
         backfill_policy=BACKFILL_POLICY,
-        metadata=table_metadata(ACTIVITY_RAW_SCHEMA),
+        metadata=table_metadata(ACTIVITY_RAW_SCHEMA, table="activities_raw"),
     )
     def activities_raw(context: dg.AssetExecutionContext, strava: StravaResource) -> dg.Output[pl.DataFrame]:
         """Every SummaryActivity from `/athlete/activities`, verbatim, one row per activity, partitioned by
@@ -67,7 +67,7 @@ def build_activity_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.As
         kinds=WAREHOUSE_KINDS,
         partitions_def=partitions_def,
         backfill_policy=BACKFILL_POLICY,
-        metadata=table_metadata(ACTIVITY_SCHEMA),
+        metadata=table_metadata(ACTIVITY_SCHEMA, table="activities"),
     )
     def activities(activities_raw: pl.DataFrame, export_activities_raw: pl.DataFrame) -> pl.DataFrame:
         """Typed activity summaries, one row per activity whatever its source (units in column names,

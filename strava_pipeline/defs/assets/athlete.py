@@ -42,7 +42,7 @@ def _not_found_row(resource: str, resource_id: str) -> dict[str, object]:
     group_name=GROUP,
     kinds=WAREHOUSE_KINDS,
     pool=STRAVA_API_POOL,
-    metadata=table_metadata(ATHLETE_RAW_SCHEMA, partitioned=False),
+    metadata=table_metadata(ATHLETE_RAW_SCHEMA, table="athlete_raw", partitioned=False),
 )
 def athlete_raw(context: dg.AssetExecutionContext, strava: StravaResource) -> dg.Output[pl.DataFrame]:
     """Verbatim Strava responses for the authenticated athlete: `/athlete`, `/athlete/zones` and
@@ -85,16 +85,16 @@ def _documents(athlete_raw: pl.DataFrame, landed: LandedDataResource, resource: 
     return read_archive_athlete(Path(landed.data_dir))
 
 
-@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS, metadata=table_metadata(ATHLETE_SCHEMA, partitioned=False),
-          deps=["export_archive"])
+@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS,
+          metadata=table_metadata(ATHLETE_SCHEMA, table="athlete", partitioned=False), deps=["export_archive"])
 def athlete(athlete_raw: pl.DataFrame, landed: LandedDataResource) -> pl.DataFrame:
     """The athlete profile as one typed row with heart-rate zone bounds, built from `athlete_raw` (or, in a
     mirror without API access, from the export archive's `profile.csv`)."""
     return athlete_frame(_documents(athlete_raw, landed, "athlete"))
 
 
-@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS, metadata=table_metadata(GEAR_SCHEMA, partitioned=False),
-          deps=["export_archive"])
+@dg.asset(group_name=GROUP, kinds=WAREHOUSE_KINDS,
+          metadata=table_metadata(GEAR_SCHEMA, table="gear", partitioned=False), deps=["export_archive"])
 def gear(athlete_raw: pl.DataFrame, landed: LandedDataResource) -> pl.DataFrame:
     """Bikes and shoes with their lifetime distance, built from `athlete_raw` (or, without API access, the
     names, brands and models of the export archive's `bikes.csv` and `shoes.csv`). A gear Strava answered

@@ -36,7 +36,7 @@ def build_export_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         kinds=WAREHOUSE_KINDS,
         partitions_def=partitions_def,
         backfill_policy=BACKFILL_POLICY,
-        metadata=table_metadata(EXPORT_ACTIVITY_RAW_SCHEMA),
+        metadata=table_metadata(EXPORT_ACTIVITY_RAW_SCHEMA, table="export_activities_raw"),
         deps=["export_archive"],
     )
     def export_activities_raw(

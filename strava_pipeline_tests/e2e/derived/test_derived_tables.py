@@ -16,6 +16,7 @@ END = date(2024, 1, 31)  # the last day the small athlete (conftest) has activit
 CHECK_NAMES = {
     "unique_activity_ids", "raw_and_typed_row_counts_agree", "every_activity_has_streams",
     "streams_have_equal_length", "heartrate_in_range", "export_files_readable", "summaries_storable",
+    "stores_agree",
 }
 
 
