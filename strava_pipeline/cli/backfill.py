@@ -10,22 +10,38 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import dagster as dg
+import polars as pl
+import requests
 
+from strava_pipeline.cli.progress import CommandProgress
 from strava_pipeline.defs import build_definitions
-from strava_pipeline.defs._dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from strava_pipeline.defs._dagster_private import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    LoadableTargetOrigin,
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
 from strava_pipeline.defs.assets.streams import STREAMS_CACHE, StreamsConfig
-from strava_pipeline.defs.partitions import MAX_PARTITIONS_PER_RUN
+from strava_pipeline.defs.automation import SYNC_JOB_NAME
+from strava_pipeline.defs.partitions import MAX_PARTITIONS_PER_RUN, PARTITION_COLUMN
 from strava_pipeline.defs.resources import LandedDataResource, strava_client
 from strava_pipeline.ingest.changes import days_between
 from strava_pipeline.ingest.prefetch import StreamPrefetcher
 from strava_pipeline.settings import Settings
 from strava_pipeline.storage.parquet_store import ParquetStore
+from strava_pipeline.transforms.sport_filter import parse_sport_types
 
 
 @dataclass
@@ -36,6 +52,126 @@ class BackfillReport:
     batches: list[tuple[date, date]] = field(default_factory=list)
     #: Every asset-check evaluation of the runs, in run order.
     checks: list[dg.AssetCheckEvaluation] = field(default_factory=list)
+
+
+class BackfillUsageError(ValueError):
+    """Arguments that name nothing to do (a range ending before it starts, an unknown asset): exit 2."""
+
+
+class ApiAccessError(RuntimeError):
+    """The selected assets call Strava, which cannot be reached as configured; ``exit_code`` 2 when a setting
+    is wrong (no credentials, a wrong STRAVA_BASE_URL), 1 when the network is."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+#: The code location ``strava-pipeline ui`` serves (its module, and Dagster's name for it).
+CODE_LOCATION = "strava_pipeline.definitions"
+#: Dagster's name for the one repository of a ``Definitions`` object.
+REPOSITORY = "__repository__"
+#: The job of ``import``'s runs (``defs.automation.build_archive_jobs``); backfill and sync runs are ``sync_days``.
+ARCHIVE_JOB_NAME = "archive_days"
+#: Tags on every run a command makes (beside Dagster's partition-range tags): the runs list shows them.
+COMMAND_TAG = "strava_pipeline/command"
+RANGE_TAG = "strava_pipeline/range"
+BATCH_TAG = "strava_pipeline/batch"
+#: Assets that call Strava need this resource.
+STRAVA_RESOURCE = "strava"
+#: How long the check that STRAVA_BASE_URL answers at all may take.
+CONNECT_CHECK_SECONDS = 5.0
+
+
+def job_origin(job_name: str) -> RemoteJobOrigin:
+    """Where the UI finds ``job_name``: the code location ``strava-pipeline ui`` serves. A run carrying it is
+    listed under that job and drawn on the Overview timeline (which skips runs without an origin)."""
+    target = LoadableTargetOrigin(executable_path=sys.executable, module_name=CODE_LOCATION)
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(loadable_target_origin=target, location_name=CODE_LOCATION)
+    return RemoteJobOrigin(repository_origin=RemoteRepositoryOrigin(location, REPOSITORY), job_name=job_name)
+
+
+@contextmanager
+def _runs_created_with_origin(instance: dg.DagsterInstance, origin: RemoteJobOrigin) -> Iterator[None]:
+    """Give the runs ``execute_in_process`` creates on ``instance`` a code-location origin.
+
+    Dagster's in-process execution records none and takes none; the instance's ``create_run_for_job`` does,
+    so it is wrapped on this one instance object for the call (the CLI creates runs from its main thread).
+    """
+    original = instance.create_run_for_job
+
+    def create_run_for_job(*args: object, **kwargs: object) -> dg.DagsterRun:
+        kwargs.setdefault("remote_job_origin", origin)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    instance.create_run_for_job = create_run_for_job  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del instance.create_run_for_job  # the class's method again
+
+
+def check_range(start: date, end: date, *, history_start: date, timezone: str) -> None:
+    """Refuse a range that names no day to backfill, saying which argument to change and how."""
+    today = datetime.now(ZoneInfo(timezone)).date()
+    if start > today:
+        raise BackfillUsageError(f"--start {start} is in the future (today is {today} in {timezone}, "
+                                 "STRAVA_PIPELINE_TIMEZONE): give a date up to today")
+    if end < history_start:
+        raise BackfillUsageError(f"--end {end} is before STRAVA_HISTORY_START {history_start}: nothing to "
+                                 "backfill; give a later --end, or set an earlier STRAVA_HISTORY_START")
+    if start > end:
+        raise BackfillUsageError(f"--start {start} is after --end {end}: give the earlier date as --start")
+
+
+def calls_strava(definitions: dg.Definitions, select: Sequence[str] | None) -> bool:
+    """Whether any selected asset (every asset when ``select`` is None) calls the Strava API."""
+    assets = [a for a in definitions.assets or () if isinstance(a, dg.AssetsDefinition)]
+    return any(STRAVA_RESOURCE in a.required_resource_keys for a in _select(assets, select))
+
+
+def check_api_access(settings: Settings) -> None:
+    """Fail in seconds, naming the setting, when Strava cannot be used: no credentials, or nothing listening
+    at STRAVA_BASE_URL (the client would retry a refused connection for half a minute, then say "try again
+    later"). Costs no API request: only a TCP connection is opened (skipped behind a proxy)."""
+    if not (settings.client_id and settings.client_secret):
+        raise ApiAccessError(
+            "no Strava API credentials: set STRAVA_CLIENT_ID and STRAVA_CLIENT_SECRET (your API application, "
+            "https://www.strava.com/settings/api) and run `strava-pipeline auth`; or try `strava-pipeline demo` "
+            "(a simulated athlete), or `strava-pipeline import PATH` (an export archive, no credentials needed)"
+        )
+    url = settings.base_url
+    configured = bool(os.environ.get("STRAVA_BASE_URL"))
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ApiAccessError(f"STRAVA_BASE_URL={url} is not an http(s) URL: unset it for https://www.strava.com, "
+                             "or give the simulator's address, e.g. http://127.0.0.1:8765")
+    if requests.utils.get_environ_proxies(url):
+        return  # the proxy is what we would connect to; the client reports what it says
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ApiAccessError(f"STRAVA_BASE_URL={url} has an invalid port ({exc})") from None
+    try:
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_CHECK_SECONDS).close()
+    except OSError as exc:
+        reason = ("host not found" if isinstance(exc, socket.gaierror) else "connection refused"
+                  if isinstance(exc, ConnectionRefusedError) else f"no answer in {CONNECT_CHECK_SECONDS:.0f} s"
+                  if isinstance(exc, TimeoutError) else exc.strerror or type(exc).__name__)
+        if configured:
+            raise ApiAccessError(f"STRAVA_BASE_URL={url} is unreachable ({reason}): check the URL (unset it for "
+                                 "https://www.strava.com; the simulator runs with `strava-pipeline simulate`)"
+                                 ) from None
+        raise ApiAccessError(f"cannot reach {url} ({reason}; STRAVA_BASE_URL): check the network connection, "
+                             "then run the command again", exit_code=1) from None
+
+
+def preflight(settings: Settings, start: date, end: date, select: Sequence[str] | None) -> None:
+    """A command's checks of its arguments and settings, made before the database starts: each mistake is one
+    message naming the argument or variable (``BackfillUsageError``, ``ApiAccessError``)."""
+    check_range(start, end, history_start=settings.history_start, timezone=settings.timezone)
+    if calls_strava(build_definitions(settings), select):
+        check_api_access(settings)
 
 
 def date_batches(start: date, end: date, size: int = MAX_PARTITIONS_PER_RUN) -> Iterator[tuple[date, date]]:
@@ -91,6 +227,7 @@ def _start_prefetch(settings: Settings) -> StreamPrefetcher | None:
         LandedDataResource(data_dir=str(settings.data_dir)).landing_cache(STREAMS_CACHE),
         lambda asset, days, columns: store.read(asset, days, columns=columns),
         StreamsConfig().max_concurrent_requests,
+        parse_sport_types(settings.sport_types),
     )
 
 
@@ -104,7 +241,7 @@ def _select(assets: Sequence[dg.AssetsDefinition], names: Sequence[str] | None) 
         return list(assets)
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown asset(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise BackfillUsageError(f"--select: unknown asset(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return [known[n] for n in names]
 
 
@@ -148,9 +285,11 @@ def run_backfill(
     definitions: dg.Definitions | None = None,
     instance: dg.DagsterInstance | None = None,
     batch_days: int = MAX_PARTITIONS_PER_RUN,
-    progress: Callable[[str], None] = print,
+    progress: Callable[[str], None] | CommandProgress | None = None,
     log_level: str = "WARNING",
     refetch: bool = False,
+    command: str = "backfill",
+    job_name: str = SYNC_JOB_NAME,
 ) -> BackfillReport:
     """Materialise the selected assets for ``start..end`` (inclusive, local dates).
 
@@ -166,6 +305,11 @@ def run_backfill(
     log lines go to the console from ``log_level`` up (the limiter's waits are warnings); every event is
     in the instance either way. ``definitions``: the process's code location (built from ``settings``
     when not given); its assets, checks and resources are what run.
+
+    Each run is recorded as a run of the code location's job ``job_name`` (a subset of its assets), with
+    the range, ``command`` and batch in its tags, so the UI's runs list and Overview timeline show it.
+    ``progress``: a :class:`CommandProgress` the caller owns, or where its lines go (None: the terminal,
+    live when it is one); the batches, counts and closing totals are reported there.
     """
     if definitions is None:
         definitions = build_definitions(settings)
@@ -177,14 +321,18 @@ def run_backfill(
     if last_key is not None:
         end = min(end, date.fromisoformat(last_key))
     if end < first:
-        raise ValueError(f"nothing to backfill: {start}..{end} ends before history start {first}")
+        raise BackfillUsageError(f"nothing to backfill: {start}..{end} ends before STRAVA_HISTORY_START "
+                                 f"{settings.history_start} (or after today)")
     with contextlib.ExitStack() as stack:
         if instance is None:
             # One instance for every batch (an ephemeral instance per run costs ~0.3 s of set-up each),
             # disposed at the end so its temporary directory goes with it.
             instance = stack.enter_context(dg.DagsterInstance.ephemeral())
+        if not isinstance(progress, CommandProgress):
+            progress = stack.enter_context(CommandProgress(progress))
+        tags = {COMMAND_TAG: command, RANGE_TAG: f"{first}..{end}"}
         return _run_batches(settings, definitions, assets, selected, first, end, instance, batch_days, progress,
-                            log_level, refetch)
+                            log_level, refetch, tags=tags, job_name=job_name)
 
 
 def _run_batches(
@@ -196,26 +344,37 @@ def _run_batches(
     end: date,
     instance: dg.DagsterInstance,
     batch_days: int,
-    progress: Callable[[str], None],
+    progress: CommandProgress,
     log_level: str,
     refetch: bool = False,
+    *,
+    tags: dict[str, str],
+    job_name: str,
 ) -> BackfillReport:
     """The runs of :func:`run_backfill`, in order, on one instance."""
     runnable = [*assets, *(definitions.asset_checks or ())]
     resources = dict(definitions.resources or {})
     report = BackfillReport()
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    store = ParquetStore(settings.parquet_dir)
+    runs = 0
 
-    def run(group: Sequence[dg.AssetsDefinition], label: str, tags: dict[str, str] | None = None) -> None:
+    def run(group: Sequence[dg.AssetsDefinition], label: str, days: Sequence[date] = (),
+            range_tags: dict[str, str] | None = None, final: bool = True) -> None:
+        nonlocal runs
+        runs += 1
         config = dict(run_config)
         if refetch and _holds(group, "streams_raw"):  # Dagster refuses config for an op the run does not hold
             config["ops"] = {"streams_raw": {"config": {"refetch": True}}}
-        result = dg.materialize(runnable, selection=group, resources=resources, instance=instance, tags=tags,
-                                run_config=config)
+        progress.batch_started(runs, label, [a.key.to_user_string() for a in group], days)
+        run_tags = {**tags, BATCH_TAG: f"{runs}/{total}", **(range_tags or {})}
+        result = _execute(runnable, group, resources, instance, job_name=job_name, tags=run_tags, run_config=config)
         report.run_ids.append(result.run_id)
         report.checks.extend(result.get_asset_check_evaluations())
-        names = ", ".join(a.key.to_user_string() for a in group)
-        progress(f"{label} [{names}]: run {result.run_id} succeeded")
+        progress.batch_finished(result.run_id, samples=_rows_in_run(result, group, "activity_streams"),
+                                final_for_days=final)
+        if days and any(_holds(group, a) for a in ("activities", "activities_raw", "export_activities_raw")):
+            progress.activities(_activities_by_day(store, days))
 
     late = _downstream_of_partitioned(assets)
     unpartitioned = [a for a in selected if a.partitions_def is None and a.key not in late]
@@ -223,6 +382,9 @@ def _run_batches(
     derived = [a for a in selected if a.key in late]
     groups = _policy_groups(partitioned, batch_days)
     batches = [list(date_batches(first, end, _batch_size(group[0], batch_days))) for group in groups]
+    total = bool(unpartitioned) + sum(len(b) for b in batches) + bool(derived)
+    progress.plan(total)
+    progress.activities(_activities_by_day(store, days_between(first, end)))
     # Stream batches still to hand to the prefetcher, each once the summaries of all its days have landed.
     ahead = next((list(b) for g, b in zip(groups, batches, strict=True) if _holds(g, "streams_raw")), [])
     lists_summaries = _holds(partitioned, "activities_raw")
@@ -242,11 +404,12 @@ def _run_batches(
             for group, group_batches in zip(groups, batches, strict=True):
                 lands_summaries = _holds(group, "activities_raw")
                 for batch_start, batch_end in group_batches:
-                    tags = {
+                    range_tags = {
                         ASSET_PARTITION_RANGE_START_TAG: batch_start.isoformat(),
                         ASSET_PARTITION_RANGE_END_TAG: batch_end.isoformat(),
                     }
-                    run(group, f"{batch_start}..{batch_end}", tags)
+                    run(group, f"{batch_start}..{batch_end}", days_between(batch_start, batch_end), range_tags,
+                        final=group is groups[-1])
                     report.batches.append((batch_start, batch_end))
                     if lands_summaries:
                         prefetch_through(batch_end)
@@ -257,3 +420,46 @@ def _run_batches(
             if prefetcher is not None:
                 prefetcher.stop()
     return report
+
+
+def _execute(
+    runnable: Sequence[dg.AssetsDefinition],
+    group: Sequence[dg.AssetsDefinition],
+    resources: dict[str, object],
+    instance: dg.DagsterInstance,
+    *,
+    job_name: str,
+    tags: dict[str, str],
+    run_config: dict[str, object],
+) -> dg.ExecuteInProcessResult:
+    """One in-process run of ``group`` (and its checks), as ``dg.materialize`` makes it, but recorded as a run
+    of the code location's job ``job_name`` with the group as its asset selection: the runs list names the
+    job and the assets instead of ``__ephemeral_asset_job__``, and re-executing it from the UI works."""
+    definitions = dg.Definitions(assets=runnable, resources=resources,
+                                 jobs=[dg.define_asset_job(job_name, selection=list(group))])
+    job = definitions.resolve_job_def(job_name)
+    with _runs_created_with_origin(instance, job_origin(job_name)):
+        return job.execute_in_process(run_config=run_config, instance=instance, tags=tags,
+                                      asset_selection=[a.key for a in group])
+
+
+def _rows_in_run(result: dg.ExecuteInProcessResult, group: Sequence[dg.AssetsDefinition], asset: str) -> int:
+    """Rows the run wrote to ``asset`` (the IO manager's ``rows_in_run``, copied onto each day's event)."""
+    if not _holds(group, asset):
+        return 0
+    for materialization in result.asset_materializations_for_node(asset):
+        value = materialization.metadata.get("rows_in_run")
+        if value is not None:
+            return int(value.value)  # type: ignore[arg-type]
+    return 0
+
+
+def _activities_by_day(store: ParquetStore, days: Sequence[date]) -> dict[date, int]:
+    """Landed activities (API or archive) per day: what the progress counts activities in."""
+    counts = dict.fromkeys(days, 0)
+    frame = store.read("activities", days, columns=[PARTITION_COLUMN])
+    if frame.height:
+        for day, n in frame.group_by(PARTITION_COLUMN).agg(pl.len()).iter_rows():
+            if day in counts:
+                counts[day] = n
+    return counts

@@ -2,9 +2,9 @@
 
 Dagster's instance and the IO managers both read the database URL from the environment. When the user
 configures none, the embedded PostgreSQL server is started here, once, and its URL exported, so the CLI,
-``dagster dev`` and every run process it spawns use the same server. The instance configuration is the
-package's ``defs/dagster.yaml``, written into ``<data dir>/dagster`` (the ``DAGSTER_HOME`` unless the user
-set their own), so an installed wheel needs no checkout.
+``strava-pipeline ui`` (webserver, daemon, code server) and every run process they spawn use the same
+server. The instance configuration is the package's ``defs/dagster.yaml``, written into ``<data dir>/dagster``
+(the ``DAGSTER_HOME`` unless the user set their own), so an installed wheel needs no checkout.
 
 A configured URL is validated here before anything else happens, and the plain libpq form of it (a
 SQLAlchemy ``postgresql+psycopg2://`` or a ``postgres://`` URL converted, see ``storage.databases``) is what

@@ -24,6 +24,14 @@ BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITI
 MAX_STREAM_PARTITIONS_PER_RUN = 92
 STREAMS_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_STREAM_PARTITIONS_PER_RUN)
 
+# The jobs that refresh a range of days (`sync_days`, `archive_days`) hold assets of both policies, and
+# Dagster (UnresolvedAssetJobDefinition.resolve) warns on every load of the code location that such a job
+# batches by the smaller one. That is what they should do: their runs are the short ranges the schedule and
+# sensors request, while backfills of the assets batch each asset by its own policy. One policy for all
+# would cost a listing request per quarter instead of per year, or hold a year of streams in memory.
+warnings.filterwarnings("ignore", message=r"Asset job \w+ materializes assets with varying BackfillPolicies",
+                        category=UserWarning)
+
 
 
 def daily_partitions(history_start: date, timezone: str) -> dg.DailyPartitionsDefinition:

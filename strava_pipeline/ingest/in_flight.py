@@ -9,8 +9,10 @@ callers get the ``Rejection`` instead, and one the prefetcher received is kept f
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future
 
+from strava_pipeline.ingest import progress
 from strava_pipeline.ingest.stream_plan import Rejection, cache_key, judge_and_land
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.strava import StravaClient
@@ -23,7 +25,9 @@ def fetch_and_land(client: StravaClient, cache: LandingCache, activity_id: int, 
     """Request one activity's streams and land the body (``b""`` for Strava's 404) before anything else is
     done with it, or record its rejection when ``streams_raw`` could not store it."""
     response = client.get_activity_streams(activity_id)
-    return judge_and_land(cache, activity_id, fingerprint, b"" if response is None else response.body)
+    landed = judge_and_land(cache, activity_id, fingerprint, b"" if response is None else response.body)
+    progress.emit(progress.StreamsFetched(cache_key(activity_id, fingerprint), isinstance(landed, Rejection)))
+    return landed
 
 
 class InFlightFetches:
@@ -39,6 +43,7 @@ class InFlightFetches:
         self._lock = threading.Lock()
         self._in_flight: dict[str, Future[Fetched]] = {}
         self._done: set[str] = set()
+        self._ahead: set[str] = set()  # requested by the prefetcher: a run finds them cached, not requested
         self._rejected_ahead: dict[str, Rejection] = {}
 
     def fetch(
@@ -47,7 +52,7 @@ class InFlightFetches:
         """The streams body (``b""`` for Strava's 404) or its rejection, requested unless in flight, already
         cached or already rejected ahead, and whether this call made the request."""
         key = cache_key(activity_id, fingerprint)
-        result = self._claim_or_wait(cache, key)
+        result = self._claim_or_wait(cache, key, retry_failed=True)
         if not isinstance(result, Future):
             with self._lock:  # a prefetched rejection is claimed by the first run that receives it
                 self._rejected_ahead.pop(key, None)
@@ -64,21 +69,35 @@ class InFlightFetches:
         if isinstance(result, Future):
             self._request(client, cache, activity_id, fingerprint, result, ahead=True)
 
-    def _claim_or_wait(self, cache: LandingCache, key: str) -> Fetched | Future[Fetched]:
-        """A result (cached, rejected ahead, or from the request in flight), or a new future this caller must
-        fulfil."""
+    def fetched_ahead(self, keys: Iterable[str]) -> int:
+        """How many of these landing-cache keys this process's prefetcher requested (the rest of a batch's
+        cache hits landed in an earlier run or process): what a run reports as fetched ahead, not cached."""
         with self._lock:
-            pending = self._in_flight.get(key)
-            if pending is None:
-                cached = cache.get(key)
-                if cached is not None:
-                    return cached
-                if key in self._rejected_ahead:
-                    return self._rejected_ahead.pop(key)
-                pending = self._in_flight[key] = Future()
-                pending.set_running_or_notify_cancel()
-                return pending
-        return pending.result()
+            return sum(1 for key in keys if key in self._ahead)
+
+    def _claim_or_wait(self, cache: LandingCache, key: str, *, retry_failed: bool = False
+                       ) -> Fetched | Future[Fetched]:
+        """A result (cached, rejected ahead, or from the request in flight), or a new future this caller must
+        fulfil. ``retry_failed``: when the request waited for fails, claim it again (and make it) instead of
+        failing too: the prefetcher's client never waits for the budget, so its "rate limit used up" must not
+        fail the run that was waiting for the same activity."""
+        while True:
+            with self._lock:
+                pending = self._in_flight.get(key)
+                if pending is None:
+                    cached = cache.get(key)
+                    if cached is not None:
+                        return cached
+                    if key in self._rejected_ahead:
+                        return self._rejected_ahead.pop(key)
+                    pending = self._in_flight[key] = Future()
+                    pending.set_running_or_notify_cancel()
+                    return pending
+            try:
+                return pending.result()
+            except Exception:  # the owner failed and left the table (an interrupt is no Exception: it ends us too)
+                if not retry_failed:
+                    raise
 
     def _request(
         self,
@@ -101,8 +120,10 @@ class InFlightFetches:
         with self._lock:
             del self._in_flight[key]
             self._done.add(key)
-            if ahead and isinstance(result, Rejection):
-                self._rejected_ahead[key] = result
+            if ahead:
+                self._ahead.add(key)
+                if isinstance(result, Rejection):
+                    self._rejected_ahead[key] = result
         owned.set_result(result)  # after the table is updated: a waiter that claims the rejection finds it
         return result
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from strava_pipeline.ingest import progress
 from strava_pipeline.ingest.summaries import SUMMARY_KEYS
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.transforms.streams import unstorable_reason
@@ -122,6 +123,7 @@ def plan_streams(
     refetch: bool,
     discard_reused: bool = True,
     in_archive: Collection[int] = (),
+    requestable: Collection[int] | None = None,
 ) -> StreamsPlan:
     """Split the batch's non-manual activities into reused landed rows, landing-cache hits and requests.
 
@@ -132,6 +134,8 @@ def plan_streams(
     A cached body is judged before reuse (one landed before bodies were judged may be unstorable): a bad
     one is dropped and counted as a rejection. A rejected activity is requested again unless its
     rejection is exhausted; ``refetch`` requests it regardless.
+    ``requestable``: the activities whose streams may be requested (those of the sports STRAVA_SPORT_TYPES
+    selects; None: all); the others keep what already landed and are never requested.
     """
     plan = StreamsPlan()
     for activity_id, activity_date, manual, fingerprint in summaries.select(SUMMARY_KEYS).iter_rows():
@@ -143,6 +147,10 @@ def plan_streams(
             plan.reused_rows.append({**old, "activity_date": activity_date})
             if discard_reused:
                 cache.discard([key])
+            continue
+        # A sport STRAVA_SPORT_TYPES leaves out keeps what landed (above) or waits in the cache; never requested.
+        may_request = requestable is None or activity_id in requestable
+        if refetch and not may_request:
             continue
         if refetch:
             plan.to_fetch.append((activity_id, activity_date, fingerprint))
@@ -159,8 +167,12 @@ def plan_streams(
             rejection = _reject(cache, key, reason)
         else:
             rejection = read_rejection(cache, key)
+        if not may_request:
+            continue
         if rejection is not None and rejection.exhausted:
             plan.rejected.append((activity_id, activity_date, rejection))
         else:
             plan.to_fetch.append((activity_id, activity_date, fingerprint))
+    progress.planned((cache_key(a, f) for a, _, f in plan.to_fetch), reused=len(plan.reused_rows),
+                     cached=len(plan.cached))
     return plan

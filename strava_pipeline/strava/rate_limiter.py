@@ -67,10 +67,12 @@ __all__ = [
     "BUCKETS",
     "SHUTDOWN",
     "WINDOWS",
+    "LimiterEvent",
     "RateLimitSnapshot",
     "RateLimiter",
     "StravaInterrupted",
     "WindowUsage",
+    "add_observer",
     "parse_rate_headers",
     "parse_rate_pair",
 ]
@@ -269,6 +271,54 @@ def _state_problem(state: Any) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class LimiterEvent:
+    """What a limiter just did, for the observers of this process (a command's progress display).
+
+    ``kind``: ``"request"`` (one request let through and counted: exactly one per attempt that may reach
+    Strava), ``"response"`` (an answer observed; ``status`` 0 when none came), or ``"wait"`` (a wait for a
+    window starts; ``resume_at`` in epoch seconds, ``bucket``/``window`` the one that blocks). ``snapshot``:
+    the predicted usage and limits right after it (None for a wait).
+    """
+
+    kind: str
+    snapshot: RateLimitSnapshot | None = None
+    status: int | None = None
+    resume_at: float | None = None
+    bucket: str | None = None
+    window: str | None = None
+
+
+_OBSERVERS: list[Callable[[LimiterEvent], None]] = []
+_OBSERVERS_LOCK = threading.Lock()
+
+
+def add_observer(callback: Callable[[LimiterEvent], None]) -> Callable[[], None]:
+    """Call ``callback`` with every :class:`LimiterEvent` of every limiter in this process; returns the undo.
+
+    Every request of the process passes through a limiter, so this is the one place that sees them all
+    (runs, the backfill's prefetcher, sensors), as they happen. Callbacks run on the requesting thread,
+    outside the limiter's locks; they must be quick, and an exception in one is logged, never raised.
+    """
+    with _OBSERVERS_LOCK:
+        _OBSERVERS.append(callback)
+
+    def remove() -> None:
+        with _OBSERVERS_LOCK:
+            if callback in _OBSERVERS:
+                _OBSERVERS.remove(callback)
+
+    return remove
+
+
+def _notify(event: LimiterEvent, log: logging.Logger) -> None:
+    for callback in list(_OBSERVERS):
+        try:
+            callback(event)
+        except Exception:  # an observer's bug must never fail or slow a request
+            log.debug("rate-limit observer %r failed", callback, exc_info=True)
+
+
 class RateLimiter:
     """Throttle requests to stay inside Strava's limits; see the module docstring for the model.
 
@@ -464,7 +514,11 @@ class RateLimiter:
                         for window in WINDOWS:
                             state["windows"][bucket][window]["count"] += 1
                     self._tls.acquired = (self.window_index("15min", now), self.window_index("daily", now))
-                    return
+                    granted = self._snapshot_from(state, now) if _OBSERVERS else None
+            if not blockers:
+                if granted is not None:
+                    _notify(LimiterEvent("request", snapshot=granted), self._log)
+                return
             # Wait for the blocker that resets last (a daily block implies waiting past the 15-min reset too).
             bucket, window, usage, limit, reset_at = max(blockers, key=lambda b: b[4])
             resume_at = reset_at + self.reset_slack_seconds
@@ -490,6 +544,8 @@ class RateLimiter:
             )
             self.wait_count += 1
             self.waited_seconds += wait
+            if _OBSERVERS:
+                _notify(LimiterEvent("wait", resume_at=resume_at, bucket=bucket, window=window), self._log)
             self._wait(wait, resume_at)
 
     def _wait(self, wait: float, resume_at: float) -> None:
@@ -562,6 +618,9 @@ class RateLimiter:
                         entry["count"] = max(int(entry["count"]), usage)
             if status == 429:
                 self._mark_exhausted(state, parsed, same)
+            answered = self._snapshot_from(state, now) if _OBSERVERS else None
+        if answered is not None:
+            _notify(LimiterEvent("response", snapshot=answered, status=status), self._log)
 
     def _mark_exhausted(self, state: dict[str, Any], parsed: Mapping[str, Any], same: list[bool]) -> None:
         marked = False

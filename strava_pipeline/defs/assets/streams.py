@@ -16,10 +16,10 @@ import polars as pl
 
 from strava_pipeline.defs.metadata import WAREHOUSE_KINDS, table_metadata
 from strava_pipeline.defs.partitions import STREAMS_BACKFILL_POLICY, partition_days
-from strava_pipeline.defs.resources import STRAVA_API_POOL, LandedDataResource, StravaResource
+from strava_pipeline.defs.resources import STRAVA_API_POOL, LandedDataResource, SportFilterResource, StravaResource
 from strava_pipeline.ingest.export_import import read_samples
 from strava_pipeline.ingest.in_flight import IN_FLIGHT, fetch_and_land
-from strava_pipeline.ingest.stream_plan import Rejection, plan_streams
+from strava_pipeline.ingest.stream_plan import Rejection, cache_key, plan_streams
 from strava_pipeline.transforms.activities import with_summary_columns
 from strava_pipeline.transforms.streams import (
     STREAM_SCHEMA,
@@ -53,7 +53,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         pool=STRAVA_API_POOL,
         partitions_def=partitions_def,
         backfill_policy=STREAMS_BACKFILL_POLICY,
-        metadata={**table_metadata(STREAMS_RAW_SCHEMA), "landing_cache": STREAMS_CACHE},
+        metadata={**table_metadata(STREAMS_RAW_SCHEMA, table="streams_raw"), "landing_cache": STREAMS_CACHE},
     )
     def streams_raw(
         context: dg.AssetExecutionContext,
@@ -62,12 +62,14 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         export_activities_raw: pl.DataFrame,
         strava: StravaResource,
         landed: LandedDataResource,
+        sport_filter: SportFilterResource,
     ) -> dg.Output[pl.DataFrame]:
         """Verbatim `/activities/{id}/streams` responses (all documented keys, key_by_type=true), one row per
         non-manual activity the export archive does not hold; a 404 is recorded as status `not_found`.
         Streams already landed for an activity whose recording did not change are reused, never requested
         twice (and kept when the archive later brings its original file), and an activity whose original
-        file the archive holds is never requested at all.
+        file the archive holds is never requested at all. With STRAVA_SPORT_TYPES set, only activities of
+        those sports are requested (streams landed earlier for others are kept).
         """
         days = partition_days(context)
         in_archive = archived_recordings(export_activities_raw)
@@ -75,8 +77,11 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
             row["activity_id"]: row for row in landed.read("streams_raw", days).iter_rows(named=True)
         }
         cache = landed.landing_cache(STREAMS_CACHE)
-        plan = plan_streams(with_summary_columns(activities_raw), previous, cache, refetch=config.refetch,
-                            in_archive=in_archive)
+        summaries = with_summary_columns(activities_raw)
+        requestable = (None if sport_filter.selected() is None
+                       else set(sport_filter.apply(summaries).get_column("activity_id").to_list()))
+        plan = plan_streams(summaries, previous, cache, refetch=config.refetch, in_archive=in_archive,
+                            requestable=requestable)
         now = datetime.now(UTC)
         rows: list[dict[str, object]] = list(plan.reused_rows)
         rows += [_row(a, d, f, body, now) for a, d, f, body in plan.cached]
@@ -101,13 +106,16 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
                         rows.append(_row(activity_id, activity_date, fingerprint, body, datetime.now(UTC)))
         for activity_id, activity_date, rejection in sorted(rejected):
             context.log.warning(_rejection_message(activity_id, activity_date, rejection))
-        reused, cached = len(plan.reused_rows), len(plan.cached)
-        ahead = len(plan.to_fetch) - requested
+        # Cache hits the backfill's prefetcher requested in this process count as fetched ahead: reporting
+        # them as "from the landing cache" said "0 requested" of a batch whose every stream was requested.
+        prefetched = IN_FLIGHT.fetched_ahead(cache_key(a, f) for a, _, f, _ in plan.cached)
+        reused, cached = len(plan.reused_rows), len(plan.cached) - prefetched
+        ahead = len(plan.to_fetch) - requested + prefetched
         frame = pl.DataFrame(rows, schema=STREAMS_RAW_SCHEMA).sort("activity_date", "activity_id")
         context.log.info(
-            f"streams for {frame.height} activities: {requested} requested, {reused} reused, "
-            f"{cached} from the landing cache, {ahead} fetched ahead by the backfill, "
-            f"{len(in_archive)} read from the export archive instead, {len(rejected)} rejected"
+            f"streams for {frame.height} activities: {requested + ahead} requested ({requested} by this run, "
+            f"{ahead} ahead by the backfill), {reused} reused, {cached} from the landing cache (landed by an "
+            f"earlier run), {len(in_archive)} read from the export archive instead, {len(rejected)} rejected"
         )
         return dg.Output(
             frame,
@@ -124,7 +132,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         kinds=WAREHOUSE_KINDS,
         partitions_def=partitions_def,
         backfill_policy=STREAMS_BACKFILL_POLICY,
-        metadata=table_metadata(STREAM_SCHEMA),
+        metadata=table_metadata(STREAM_SCHEMA, table="activity_streams"),
     )
     def activity_streams(
         streams_raw: pl.DataFrame, export_activities_raw: pl.DataFrame, landed: LandedDataResource
