@@ -34,7 +34,7 @@ SYNC_JOB_NAME = "sync_days"
 #: nothing that calls Strava (an import works without credentials or a subscription).
 ARCHIVE_DAY_ASSETS = (
     "athlete", "gear", "export_activities_raw", "activities", "activity_streams", "activity_metrics",
-    "daily_training_load", "weekly_summary", "training_report",
+    "daily_training_load", "weekly_summary", "training_report", "activity_files",
 )
 DEFAULT_LOOKBACK_DAYS = 3
 DEFAULT_INTERVAL_SECONDS = 1800

@@ -20,6 +20,7 @@ from strava_pipeline.settings import Settings
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.storage.parquet_store import ParquetStore
 from strava_pipeline.strava import RateLimiter, StravaClient, TokenStore
+from strava_pipeline.transforms.sport_filter import SPORT_TYPES_VARIABLE, parse_sport_types, sport_filter
 
 #: The Dagster concurrency pool of every asset that calls Strava: its limit (``dagster.yaml``) is how many
 #: such steps may run at once across all runs, so a schedule tick and a backfill share one API budget.
@@ -92,6 +93,25 @@ class LandedDataResource(dg.ConfigurableResource):
     def landing_cache(self, name: str) -> LandingCache:
         """The write-ahead cache for one kind of document."""
         return LandingCache(Path(self.data_dir) / "landing" / name)
+
+
+class SportFilterResource(dg.ConfigurableResource):
+    """Which sports get streams, metrics and activity files (``STRAVA_SPORT_TYPES``); summaries always land.
+
+    A resource, not per-asset config, so every asset and check of a run applies the same selection; the
+    launchpad can still override it for one run.
+    """
+
+    sport_types: list[str] | None = None
+    """Strava sport types (e.g. ["Run", "TrailRun"]); unset or empty: every sport."""
+
+    def selected(self) -> frozenset[str] | None:
+        """The selected sport types in Strava's spelling, or None for every sport (raises on unknown names)."""
+        return parse_sport_types(self.sport_types, source=f"{SPORT_TYPES_VARIABLE} (resource sport_filter)")
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The rows of ``frame`` whose activity is of a selected sport (see ``transforms.sport_filter``)."""
+        return sport_filter(frame, self.selected())
 
 
 def optional_env(name: str) -> dg.EnvVar | None:

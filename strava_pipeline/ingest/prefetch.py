@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
@@ -31,7 +32,8 @@ class StreamPrefetcher:
     Batches are ``add``-ed as their activity summaries land (the backfill adds each quarter once the
     year holding it is committed), so fetching starts while later summaries are still being listed.
     ``read``: (asset, days, columns) -> landed frame. A failed request stops the prefetcher; the asset
-    then makes (and reports) that request itself.
+    then makes (and reports) that request itself. ``sport_types`` (STRAVA_SPORT_TYPES): only activities of
+    those sports are fetched, as the asset would.
     """
 
     def __init__(
@@ -40,8 +42,10 @@ class StreamPrefetcher:
         cache: LandingCache,
         read: LandedReader,
         max_concurrent_requests: int,
+        sport_types: Collection[str] | None = None,
     ) -> None:
         self._client = client
+        self._sport_types = sport_types
         self._cache = cache
         self._read = read
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_concurrent_requests), thread_name_prefix="prefetch")
@@ -64,7 +68,7 @@ class StreamPrefetcher:
                 for row in self._read("streams_raw", days, ["activity_id", "summary_fingerprint"]).iter_rows(named=True)
             }
             archived = archived_recordings(self._read("export_activities_raw", days, ["activity_id", "status"]))
-            plan = plan_streams(read_summary_keys(self._read, days), previous, self._cache,
+            plan = plan_streams(read_summary_keys(self._read, days, self._sport_types), previous, self._cache,
                                 refetch=False, discard_reused=False, in_archive=archived)
             for activity_id, _, fingerprint in plan.to_fetch:
                 if self._halted():

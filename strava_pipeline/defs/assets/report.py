@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from strava_pipeline.defs.resources import LandedDataResource
+from strava_pipeline.defs.resources import LandedDataResource, SportFilterResource
 from strava_pipeline.report import recent_route_activities, render_training_report
 from strava_pipeline.storage.files import write_atomic
 from strava_pipeline.transforms.activities import ACTIVITY_SCHEMA
@@ -40,6 +40,7 @@ _ALL = dg.AllPartitionMapping()
 def training_report(
     context: dg.AssetExecutionContext,
     landed: LandedDataResource,
+    sport_filter: SportFilterResource,
     activities: pl.DataFrame,
     activity_metrics: pl.DataFrame,
     daily_training_load: pl.DataFrame,
@@ -48,10 +49,11 @@ def training_report(
 ) -> dg.MaterializeResult:
     """A self-contained HTML training report at `<data dir>/reports/training_report.html`: weekly volume per
     sport, fitness/fatigue/form, best efforts, power bests and the shapes of recent routes (drawn from their
-    GPS samples as inline SVG). Works offline: no map tiles, fonts or CDN scripts.
+    GPS samples as inline SVG). Works offline: no map tiles, fonts or CDN scripts. With STRAVA_SPORT_TYPES set,
+    routes are drawn for those sports only; weekly volume counts every activity.
     """
     summaries = with_schema(activities, ACTIVITY_SCHEMA)
-    recent = recent_route_activities(summaries, ROUTES)
+    recent = recent_route_activities(sport_filter.apply(summaries), ROUTES)
     route_points = pl.DataFrame()
     if not recent.is_empty():
         days = sorted(set(recent.get_column("activity_date").to_list()))

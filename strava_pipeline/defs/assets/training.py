@@ -15,8 +15,10 @@ import polars as pl
 
 from strava_pipeline.defs.metadata import WAREHOUSE_KINDS, table_metadata
 from strava_pipeline.defs.partitions import PARTITION_COLUMN, STREAMS_BACKFILL_POLICY
+from strava_pipeline.defs.resources import SportFilterResource
 from strava_pipeline.transforms.activities import ACTIVITY_SCHEMA
 from strava_pipeline.transforms.metrics import DAILY_TRAINING_LOAD_SCHEMA, WEEKLY_SUMMARY_SCHEMA
+from strava_pipeline.transforms.sport_filter import of_selected_activities
 from strava_pipeline.transforms.training import (
     ACTIVITY_METRICS_TABLE_SCHEMA,
     activity_metrics_frame,
@@ -48,7 +50,7 @@ def build_training_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> 
         kinds=WAREHOUSE_KINDS,
         partitions_def=partitions_def,
         backfill_policy=STREAMS_BACKFILL_POLICY,
-        metadata=table_metadata(ACTIVITY_METRICS_TABLE_SCHEMA),
+        metadata=table_metadata(ACTIVITY_METRICS_TABLE_SCHEMA, table="activity_metrics"),
     )
     def activity_metrics_asset(
         context: dg.AssetExecutionContext,
@@ -56,14 +58,17 @@ def build_training_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> 
         activity_streams: pl.DataFrame,
         activities: pl.DataFrame,
         athlete: pl.DataFrame,
+        sport_filter: SportFilterResource,
     ) -> pl.DataFrame:
         """One row per activity with streams: moving time, elevation gain (smoothed, hysteresis), average/max
         heart rate, time in the athlete's five HR zones, best efforts (400 m … marathon, elapsed seconds),
         power curve (5 s … 60 min), NP, IF, TSS, TRIMP and the training `load` (TSS with power and FTP, else
-        TRIMP; `load_source` says which). Built from `activity_streams`, `activities` and `athlete` only.
+        TRIMP; `load_source` says which). Built from `activity_streams`, `activities` and `athlete` only;
+        with STRAVA_SPORT_TYPES set, only for activities of those sports.
         """
         settings = athlete_settings(athlete, config.max_hr, config.resting_hr)
-        frame = activity_metrics_frame(activity_streams, activities, settings)
+        streams = of_selected_activities(activity_streams, activities, sport_filter.selected())
+        frame = activity_metrics_frame(streams, activities, settings)
         context.log.info(f"metrics for {frame.height} activities (FTP {settings.ftp_w or 'unset'})")
         return frame
 
@@ -75,7 +80,7 @@ def build_training_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> 
             "activity_metrics": dg.AssetIn(partition_mapping=all_days),
             "activities": dg.AssetIn(partition_mapping=all_days),
         },
-        metadata=table_metadata(DAILY_TRAINING_LOAD_SCHEMA, partitioned=False),
+        metadata=table_metadata(DAILY_TRAINING_LOAD_SCHEMA, table="daily_training_load", partitioned=False),
     )
     def daily_training_load_asset(activity_metrics: pl.DataFrame, activities: pl.DataFrame) -> pl.DataFrame:
         """The Performance Management Chart: one row per calendar day, without gaps, from the first activity
@@ -96,7 +101,7 @@ def build_training_assets(partitions_def: dg.TimeWindowPartitionsDefinition) -> 
             "activities": dg.AssetIn(partition_mapping=all_days),
             "activity_metrics": dg.AssetIn(partition_mapping=all_days),
         },
-        metadata=table_metadata(WEEKLY_SUMMARY_SCHEMA, partitioned=False),
+        metadata=table_metadata(WEEKLY_SUMMARY_SCHEMA, table="weekly_summary", partitioned=False),
     )
     def weekly_summary_asset(activities: pl.DataFrame, activity_metrics: pl.DataFrame) -> pl.DataFrame:
         """Totals per ISO week (Monday start, local time) and sport: activity count, distance, moving time,
