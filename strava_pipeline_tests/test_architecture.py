@@ -24,7 +24,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "transforms": set(),
     "report": {"transforms"},
     "ingest": {"settings", "strava", "export", "transforms", "storage"},
-    "defs": {"settings", "strava", "export", "transforms", "report", "storage", "ingest"},
+    "defs": {"settings", "strava", "export", "transforms", "report", "storage", "ingest", "fittrackee"},
+    "fittrackee": {"storage"},  # a FitTrackee client and sink: no Strava, no Dagster
     "cli": None,
     "definitions": {"defs", "settings"},
 }

@@ -29,6 +29,16 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
+from strava_pipeline.fittrackee import SCOPE as FITTRACKEE_SCOPE
+from strava_pipeline.fittrackee import (
+    FitTrackeeClient,
+    FitTrackeeConfigError,
+    FitTrackeeError,
+    FitTrackeeSettings,
+    FitTrackeeTokens,
+    FitTrackeeTokenStore,
+    pkce_pair,
+)
 from strava_pipeline.settings import Settings
 from strava_pipeline.strava import StravaClient, StravaError, Tokens, TokenStore
 
@@ -37,9 +47,11 @@ __all__ = [
     "DEFAULT_PORT",
     "AuthFlowError",
     "auth_status",
+    "fittrackee_auth_status",
     "missing_scope_warnings",
     "parse_redirect",
     "run_auth",
+    "run_fittrackee_auth",
 ]
 
 #: What the pipeline asks for, in the order Strava's consent screen shows it.
@@ -87,20 +99,21 @@ def missing_scope_warnings(granted_scope: str | None, wanted: str = AUTH_SCOPE) 
     return sorted(lines)
 
 
-def parse_redirect(url: str, expected_state: str) -> Redirect:
-    """Validate Strava's redirect (a full URL or just its query string) and return the code and scope."""
+def parse_redirect(url: str, expected_state: str, *, provider: str = "Strava",
+                   command: str = "strava-pipeline auth") -> Redirect:
+    """Validate the provider's redirect (a full URL or just its query string) and return the code and scope."""
     text = url.strip()
     query = urlsplit(text).query if ("://" in text or text.startswith("/")) else text.lstrip("?")
     params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
     if params.get("error"):
         if params["error"] == "access_denied":
-            raise AuthFlowError("authorisation was denied on Strava's page (error=access_denied); nothing was "
-                                "stored. Run `strava-pipeline auth` again and click Authorize.")
-        raise AuthFlowError(f"Strava reported an authorisation error ({params['error']}); nothing was stored")
+            raise AuthFlowError(f"authorisation was denied on {provider}'s page (error=access_denied); nothing was "
+                                f"stored. Run `{command}` again and click Authorize.")
+        raise AuthFlowError(f"{provider} reported an authorisation error ({params['error']}); nothing was stored")
     state = params.get("state")
     if not state or not secrets.compare_digest(state, expected_state):
         raise AuthFlowError("the redirect's state does not match this authorisation request (a stale browser "
-                            "tab, or a forged redirect); nothing was stored. Run `strava-pipeline auth` again.")
+                            f"tab, or a forged redirect); nothing was stored. Run `{command}` again.")
     code = params.get("code")
     if not code:
         raise AuthFlowError("the redirect carries no authorisation code; nothing was stored")
@@ -112,9 +125,10 @@ class _CallbackServer(HTTPServer):
 
     allow_reuse_address = True
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, path: str = CALLBACK_PATH) -> None:
         self.received: str | None = None
         self.done = threading.Event()
+        self.callback_path = path
         super().__init__(("127.0.0.1", port), _CallbackHandler)
 
 
@@ -123,7 +137,7 @@ class _CallbackHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
-        if parts.path != CALLBACK_PATH:
+        if parts.path != self.server.callback_path:
             self.send_error(404)
             return
         if self.server.received is None:
@@ -160,6 +174,36 @@ def _client(settings: Settings) -> StravaClient:
     )
 
 
+def _await_redirect(url: str, redirect_uri: str, server: _CallbackServer | None, *, provider: str, paste: bool,
+                    open_browser: Callable[[str], object], stdin: TextIO | None, out: Callable[[str], None],
+                    timeout: float) -> str:
+    """Show the consent URL, then return the redirect: received by ``server``, or pasted (``paste``)."""
+    out("Open this URL in a browser and authorise the application:")
+    out(f"  {url}")
+    if paste:
+        out("Your browser is then sent to a 127.0.0.1 address that will not load; that is expected.")
+        out("Paste the full address from the browser's address bar here and press Enter:")
+        line = (stdin or sys.stdin).readline()
+        if not line.strip():
+            raise AuthFlowError("no redirect URL was pasted; nothing was stored")
+        return line
+    assert server is not None
+    try:
+        opened = open_browser(url)
+    except Exception:
+        opened = False
+    if not opened:
+        out("(Could not open a browser automatically: open the URL above yourself.)")
+    out(f"Waiting for {provider} to redirect to {redirect_uri} ...")
+    deadline = time.monotonic() + timeout
+    server.timeout = 0.5
+    while not server.done.is_set():
+        if time.monotonic() > deadline:
+            raise AuthFlowError(f"no redirect received within {timeout:.0f}s; nothing was stored")
+        server.handle_request()
+    return server.received or ""
+
+
 def run_auth(
     settings: Settings,
     *,
@@ -187,31 +231,8 @@ def run_auth(
                 port = server.server_address[1]
             redirect_uri = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
             url = client.authorization_url(redirect_uri=redirect_uri, scope=scope, state=state)
-            out("Open this URL in a browser and authorise the application:")
-            out(f"  {url}")
-            if paste:
-                out("Your browser is then sent to a 127.0.0.1 address that will not load; that is expected.")
-                out("Paste the full address from the browser's address bar here and press Enter:")
-                line = (stdin or sys.stdin).readline()
-                if not line.strip():
-                    raise AuthFlowError("no redirect URL was pasted; nothing was stored")
-                received = line
-            else:
-                assert server is not None
-                try:
-                    opened = open_browser(url)
-                except Exception:
-                    opened = False
-                if not opened:
-                    out("(Could not open a browser automatically: open the URL above yourself.)")
-                out(f"Waiting for Strava to redirect to {redirect_uri} ...")
-                deadline = time.monotonic() + timeout
-                server.timeout = 0.5
-                while not server.done.is_set():
-                    if time.monotonic() > deadline:
-                        raise AuthFlowError(f"no redirect received within {timeout:.0f}s; nothing was stored")
-                    server.handle_request()
-                received = server.received or ""
+            received = _await_redirect(url, redirect_uri, server, provider="Strava", paste=paste,
+                                       open_browser=open_browser, stdin=stdin, out=out, timeout=timeout)
         finally:
             if server is not None:
                 server.server_close()
@@ -291,6 +312,124 @@ def main(args: Any) -> int:
     try:
         run_auth(settings, port=args.port, paste=args.paste)
     except StravaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; nothing was stored", file=sys.stderr)
+        return 130
+    return 0
+
+
+# -- FitTrackee ------------------------------------------------------------------------------------------------
+# `strava-pipeline auth fittrackee`: the same loopback flow for the FitTrackee sink's OAuth2 app, with PKCE
+# (FitTrackee supports only the authorisation-code grant; the client secret goes in the token request's body).
+# The app is created by the user in FitTrackee (Settings > Apps) with the redirect URL printed below.
+
+FITTRACKEE_PORT = 8722
+FITTRACKEE_CALLBACK_PATH = "/callback"
+FITTRACKEE_COMMAND = "strava-pipeline auth fittrackee"
+
+
+def fittrackee_redirect_uri(port: int = FITTRACKEE_PORT) -> str:
+    """The redirect URL the FitTrackee app must list (exactly: FitTrackee compares it as a string)."""
+    return f"http://127.0.0.1:{port}{FITTRACKEE_CALLBACK_PATH}"
+
+
+def _fittrackee_store(settings: Settings, ft: FitTrackeeSettings) -> tuple[str, str, str, FitTrackeeTokenStore]:
+    reason = ft.disabled_reason()
+    if reason is not None or not (ft.url and ft.client_id and ft.client_secret):
+        raise FitTrackeeConfigError(reason or "FitTrackee is not configured")
+    store = FitTrackeeTokenStore(settings.token_file, instance_url=ft.url, client_id=ft.client_id)
+    return ft.url, ft.client_id, ft.client_secret, store
+
+
+def run_fittrackee_auth(
+    settings: Settings,
+    ft: FitTrackeeSettings | None = None,
+    *,
+    port: int = FITTRACKEE_PORT,
+    paste: bool = False,
+    open_browser: Callable[[str], object] = webbrowser.open,
+    stdin: TextIO | None = None,
+    out: Callable[[str], None] = print,
+    timeout: float = 600.0,
+) -> FitTrackeeTokens:
+    """Connect the FitTrackee account of ``FITTRACKEE_URL``; tokens go to the token store (never printed)."""
+    url, client_id, secret, store = _fittrackee_store(settings, ft or FitTrackeeSettings.from_env())
+    state = secrets.token_urlsafe(24)
+    verifier, challenge = pkce_pair()
+    with FitTrackeeClient(url, client_id, secret, store) as client:
+        server: _CallbackServer | None = None
+        try:
+            if not paste:
+                try:
+                    server = _CallbackServer(port, FITTRACKEE_CALLBACK_PATH)
+                except OSError as exc:
+                    raise AuthFlowError(
+                        f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); pass --port with a free port "
+                        "(and list the same redirect URL in your FitTrackee app), or use --no-browser"
+                    ) from None
+                port = server.server_address[1]
+            redirect_uri = fittrackee_redirect_uri(port)
+            out(f"Your FitTrackee app (Settings > Apps on {url}) must list the redirect URL {redirect_uri}")
+            out(f"and the scopes {FITTRACKEE_SCOPE}.")
+            authorize = client.authorization_url(redirect_uri=redirect_uri, state=state, code_challenge=challenge)
+            received = _await_redirect(authorize, redirect_uri, server, provider="FitTrackee", paste=paste,
+                                       open_browser=open_browser, stdin=stdin, out=out, timeout=timeout)
+        finally:
+            if server is not None:
+                server.server_close()
+        redirect = parse_redirect(received, state, provider="FitTrackee", command=FITTRACKEE_COMMAND)
+        tokens = client.exchange_code(redirect.code, redirect_uri=redirect_uri, code_verifier=verifier)
+    out(f"Connected FitTrackee user {tokens.username or '(name unknown)'} on {url}; tokens saved to "
+        f"{settings.token_file} (mode 0600).")
+    out(f"Granted scopes: {tokens.scope or 'unknown'}")
+    missing = set(FITTRACKEE_SCOPE.split()) - set((tokens.scope or "").split())
+    if tokens.scope is not None and missing:
+        out(f"WARNING: scopes {', '.join(sorted(missing))} were not granted: add them to the app in FitTrackee "
+            f"and run `{FITTRACKEE_COMMAND}` again (uploads need workouts:write, dating manual entries profile:read)")
+    return tokens
+
+
+def fittrackee_auth_status(settings: Settings, ft: FitTrackeeSettings | None = None, *,
+                           now: float | None = None) -> tuple[bool, str]:
+    """``(connected, report)`` for the FitTrackee sink: instance, user, scopes, token expiry; never a token."""
+    ft = ft or FitTrackeeSettings.from_env()
+    lines = [f"Token store: {settings.token_file}"]
+    if not ft.url or not ft.client_id:
+        lines.append(ft.disabled_reason() or "FitTrackee is not configured")
+        return False, "\n".join(lines)
+    tokens = FitTrackeeTokenStore(settings.token_file, instance_url=ft.url, client_id=ft.client_id).load()
+    lines.append(f"FitTrackee: {ft.url} (app {ft.client_id})")
+    if tokens is None:
+        lines.append(f"Not connected: run `{FITTRACKEE_COMMAND}`.")
+        return False, "\n".join(lines)
+    lines.append(f"User: {tokens.username or 'not recorded'}")
+    lines.append(f"Granted scopes: {tokens.scope or 'unknown'}")
+    at = datetime.fromtimestamp(tokens.expires_at, tz=UTC)
+    left = tokens.seconds_left(now)
+    state = "expired" if left <= 0 else f"expires in {int(left // 86400)}d {int(left % 86400 // 3600)}h"
+    lines.append(f"Access token: {state} ({at:%Y-%m-%d %H:%M:%S} UTC; renewed automatically while the refresh "
+                 "token is valid)")
+    if ft.client_secret is None:
+        lines.append("WARNING: FITTRACKEE_CLIENT_SECRET is not set: the sink cannot renew tokens or run")
+    return True, "\n".join(lines)
+
+
+def main_fittrackee(args: Any) -> int:
+    """CLI entry (``strava-pipeline auth fittrackee``); ``args`` has ``status``, ``port`` and ``paste``."""
+    settings = Settings.from_env()
+    try:
+        ft = FitTrackeeSettings.from_env()
+        if args.status:
+            connected, report = fittrackee_auth_status(settings, ft)
+            print(report)
+            return 0 if connected else 1
+        run_fittrackee_auth(settings, ft, port=args.port, paste=args.paste)
+    except FitTrackeeConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FitTrackeeError, AuthFlowError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
