@@ -11,16 +11,15 @@ fetch threads wait minutes (or until midnight) for a rate-limit window: see :fun
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from strava_pipeline.settings import Settings
+from strava_pipeline.storage.files import keep_created_files_private
 
 INTERRUPTED_MESSAGE = "interrupted: finished batches are kept; run the same command again to continue"
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -119,13 +118,15 @@ def _today() -> date:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Backfill a date range headlessly (no daemon), batch by batch."""
-    from strava_pipeline.cli.backfill import run_backfill
+    from strava_pipeline.cli.backfill import preflight, run_backfill
     from strava_pipeline.cli.runtime import dagster_instance, pipeline_environment
 
-    with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
-        start = args.start or settings.history_start
-        end = args.end or _today()
-        select = [s.strip() for s in args.select.split(",")] if args.select else None
+    base = Settings.from_env()
+    start = args.start or base.history_start
+    end = args.end or _today()
+    select = [s.strip() for s in args.select.split(",")] if args.select else None
+    preflight(base, start, end, select)  # wrong arguments or settings fail here, before the database starts
+    with pipeline_environment(base) as settings, dagster_instance() as instance:
         run_backfill(settings, start, end, select=select, instance=instance, log_level=args.log_level,
                      refetch=args.refetch)
     return 0
@@ -133,13 +134,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Materialise the athlete and the most recent days: what the daily schedule does."""
-    from strava_pipeline.cli.backfill import run_backfill
+    from strava_pipeline.cli.backfill import BackfillUsageError, preflight, run_backfill
     from strava_pipeline.cli.runtime import dagster_instance, pipeline_environment
 
-    with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
-        end = _today()
-        first = end - timedelta(days=args.lookback_days - 1)
-        run_backfill(settings, first, end, instance=instance, log_level=args.log_level)
+    if args.lookback_days < 1:
+        raise BackfillUsageError(f"--lookback-days {args.lookback_days}: give at least 1 (today only)")
+    base = Settings.from_env()
+    end = _today()
+    first = end - timedelta(days=args.lookback_days - 1)
+    preflight(base, first, end, None)
+    with pipeline_environment(base) as settings, dagster_instance() as instance:
+        run_backfill(settings, first, end, instance=instance, log_level=args.log_level, command="sync")
     return 0
 
 
@@ -173,36 +178,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Start `dagster dev` on 127.0.0.1 against the same database (and, without credentials, the simulator)."""
-    from contextlib import ExitStack
+    """Start the Dagster UI and daemon against the same database (and, without credentials, the simulator)."""
+    from strava_pipeline.cli.ui import run_ui
 
-    from strava_pipeline.cli.runtime import pipeline_environment
-
-    with ExitStack() as stack:
-        base = Settings.from_env()
-        if not base.client_id:
-            from strava_pipeline.cli.demo import demo_simulator
-
-            sim = stack.enter_context(demo_simulator(base))
-            print(f"No STRAVA_CLIENT_ID configured: using the simulator at {sim.base_url}")
-        stack.enter_context(pipeline_environment(Settings.from_env()))
-        command = [
-            sys.executable, "-m", "dagster", "dev",
-            "-m", "strava_pipeline.definitions",
-            "-h", args.host, "-p", str(args.port),
-        ]
-        print(f"Dagster UI: http://{args.host}:{args.port}")
-        child = subprocess.Popen(command, env=dict(os.environ))
-
-        def stop_child(signum: int, _frame: object) -> None:
-            # Forward SIGTERM so `dagster dev` (webserver, daemon, code server) never outlives us.
-            child.send_signal(signum)
-
-        signal.signal(signal.SIGTERM, stop_child)
-        try:
-            return child.wait()
-        except KeyboardInterrupt:  # the terminal sent SIGINT to `dagster dev` as well
-            return child.wait()
+    return run_ui(args.host, args.port)
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
@@ -210,6 +189,13 @@ def cmd_auth(args: argparse.Namespace) -> int:
     from strava_pipeline.cli.auth import main as auth_main
 
     return auth_main(args)
+
+
+def cmd_auth_fittrackee(args: argparse.Namespace) -> int:
+    """Connect a FitTrackee account for the FitTrackee sink, or show the connection's status."""
+    from strava_pipeline.cli.auth import main_fittrackee
+
+    return main_fittrackee(args)
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
@@ -222,6 +208,13 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
         applied = apply_migrations(settings.database_url)
         print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """``db url|shell|start|stop|status``: reach the database from psql, notebooks and BI tools."""
+    from strava_pipeline.cli import db
+
+    return db.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo, interruptible=True)
 
     backfill = sub.add_parser("backfill", help="Backfill a date range headlessly, committing batch by batch.")
-    backfill.add_argument("--start", type=date.fromisoformat, help="first local date (default: history start)")
-    backfill.add_argument("--end", type=date.fromisoformat, help="last local date (default: today)")
+    backfill.add_argument("--start", type=_date_argument, help="first local date (default: history start)")
+    backfill.add_argument("--end", type=_date_argument, help="last local date (default: today)")
     backfill.add_argument("--select", help="comma-separated asset names (default: all)")
     backfill.add_argument("--refetch", action="store_true",
                           help="request streams again for every activity in the range (rejected ones too), "
@@ -263,15 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
     sync.set_defaults(func=cmd_sync, interruptible=True)
 
-    ui = sub.add_parser("ui", help="Open the Dagster UI (dagster dev) on the same database.")
+    ui = sub.add_parser("ui", help="Open the Dagster UI (webserver and daemon) on the same database.")
     ui.add_argument("--host", default="127.0.0.1", help="interface the Dagster UI binds to (default 127.0.0.1)")
     ui.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
     ui.set_defaults(func=cmd_ui)
 
-    db = sub.add_parser("db", help="Database maintenance.")
+    db = sub.add_parser("db", help="The database: its URL, a SQL shell, keeping the embedded server running, "
+                                   "migrations.")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     migrate = db_sub.add_parser("migrate", help="Apply pending schema migrations.")
     migrate.set_defaults(func=cmd_db_migrate)
+    from strava_pipeline.cli import db as db_cli
+
+    db_cli.add_arguments(db_sub)
+    for name in ("url", "shell", "start", "stop", "status"):
+        db_sub.choices[name].set_defaults(func=cmd_db)
 
     auth = sub.add_parser("auth", help="Connect a Strava account (OAuth in the browser), or show its status.")
     auth.add_argument("--status", action="store_true",
@@ -281,6 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     auth.add_argument("--no-browser", "--paste", dest="paste", action="store_true",
                       help="print the URL and read the redirect URL pasted on stdin (machines without a browser)")
     auth.set_defaults(func=cmd_auth)
+    auth_targets = auth.add_subparsers(dest="auth_target", metavar="{fittrackee}")
+    fittrackee = auth_targets.add_parser(
+        "fittrackee", help="Connect your FitTrackee account (the FitTrackee sink), or show its status.",
+        description="Authorise the OAuth2 app of FITTRACKEE_URL (FITTRACKEE_CLIENT_ID/SECRET) in the browser; "
+                    "its redirect URL must be http://127.0.0.1:PORT/callback.")
+    fittrackee.add_argument("--status", action="store_true",
+                            help="show the instance, user, granted scopes and token expiry (never a token)")
+    fittrackee.add_argument("--port", type=int, default=8722,
+                            help="loopback port of the redirect http://127.0.0.1:PORT/callback (default 8722)")
+    fittrackee.add_argument("--no-browser", "--paste", dest="paste", action="store_true",
+                            help="print the URL and read the redirect URL pasted on stdin")
+    fittrackee.set_defaults(func=cmd_auth_fittrackee)
 
     from strava_pipeline.simulator import cli as simulator_cli
 
@@ -290,15 +301,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _date_argument(value: str) -> date:
+    """A ``YYYY-MM-DD`` argument; argparse names the argument in front of this message."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date: give YYYY-MM-DD, e.g. 2024-01-31") from None
+
+
 def _user_errors() -> dict[type[BaseException], int]:
     """Errors a user fixes from the message alone (a setting, a path, a subscription), by exit code: they get
     one line, not a traceback (``--debug`` shows it). 2: the configuration is wrong; 1: the world said no."""
+    from strava_pipeline.cli.backfill import ApiAccessError, BackfillUsageError
     from strava_pipeline.export.archive import ArchiveError
+    from strava_pipeline.fittrackee import FitTrackeeAuthError, FitTrackeeConfigError
+    from strava_pipeline.settings import SettingsError
     from strava_pipeline.storage.databases import DatabaseConnectionError, DatabaseUrlError
+    from strava_pipeline.storage.embedded_postgres import EmbeddedPostgresError
     from strava_pipeline.strava import StravaAppInactiveError, StravaAuthError
+    from strava_pipeline.transforms.sport_filter import SportTypesError
 
-    return {DatabaseUrlError: 2, ArchiveError: 2, DatabaseConnectionError: 1, StravaAppInactiveError: 1,
-            StravaAuthError: 1}
+    return {SettingsError: 2, BackfillUsageError: 2, ApiAccessError: 2,
+            DatabaseUrlError: 2, ArchiveError: 2, SportTypesError: 2, DatabaseConnectionError: 1,
+            StravaAppInactiveError: 1, StravaAuthError: 1, FitTrackeeConfigError: 2, FitTrackeeAuthError: 1,
+            EmbeddedPostgresError: 1}
 
 
 def _user_error(exc: BaseException) -> tuple[BaseException, int] | None:
@@ -310,13 +336,14 @@ def _user_error(exc: BaseException) -> tuple[BaseException, int] | None:
         seen.add(id(current))
         for kind, code in known.items():
             if isinstance(current, kind):
-                return current, code
+                return current, getattr(current, "exit_code", code)
         current = current.__cause__ or current.__context__ or getattr(current, "user_exception", None)
     return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    keep_created_files_private()
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "interruptible", False):

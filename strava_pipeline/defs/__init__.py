@@ -10,6 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from strava_pipeline.defs.assets import build_assets
+from strava_pipeline.defs.assets.fittrackee import fittrackee_resource
 from strava_pipeline.defs.automation import (
     build_archive_jobs,
     build_archive_sensors,
@@ -20,9 +21,10 @@ from strava_pipeline.defs.automation import (
 from strava_pipeline.defs.checks import build_checks
 from strava_pipeline.defs.io_manager import WarehouseIOManager
 from strava_pipeline.defs.partitions import daily_partitions
-from strava_pipeline.defs.resources import LandedDataResource, optional_env, strava_resource
+from strava_pipeline.defs.resources import LandedDataResource, SportFilterResource, optional_env, strava_resource
 from strava_pipeline.ingest.api_access import api_unavailable_reason
 from strava_pipeline.settings import Settings
+from strava_pipeline.transforms.sport_filter import parse_sport_types
 
 __all__ = ["build_definitions", "build_resources"]
 
@@ -36,11 +38,19 @@ def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "strava": strava_resource(settings),
         "landed": LandedDataResource(data_dir=str(settings.data_dir)),
+        "sport_filter": SportFilterResource(sport_types=_sport_types(settings)),
+        "fittrackee": fittrackee_resource(settings),
         "io_manager": WarehouseIOManager(
             data_dir=str(settings.data_dir),
             database_url=optional_env("STRAVA_PIPELINE_DATABASE_URL"),
         ),
     }
+
+
+def _sport_types(settings: Settings) -> list[str] | None:
+    """STRAVA_SPORT_TYPES in Strava's spelling (raises SportTypesError, naming the variable, on unknown ones)."""
+    selected = parse_sport_types(settings.sport_types)
+    return sorted(selected) if selected is not None else None
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

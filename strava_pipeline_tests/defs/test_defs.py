@@ -15,7 +15,8 @@ from strava_pipeline.settings import Settings
 EXPECTED_ASSETS = {
     "athlete_raw", "athlete", "gear", "export_archive", "export_activities_raw", "activities_raw", "activities",
     "streams_raw", "activity_streams",
-    "activity_metrics", "daily_training_load", "weekly_summary", "training_report",
+    "activity_metrics", "daily_training_load", "weekly_summary", "training_report", "activity_files",
+    "fittrackee_workouts",
 }
 
 
@@ -36,11 +37,15 @@ def test_definitions_validate_and_hold_every_asset_check_and_automation(tmp_path
     assert {c.key.name for d in defs.asset_checks for c in d.check_specs} == {
         "unique_activity_ids", "raw_and_typed_row_counts_agree", "every_activity_has_streams",
         "streams_have_equal_length", "heartrate_in_range", "export_files_readable", "summaries_storable",
+        "stores_agree",
     }
+    agree = {c.asset_key.to_user_string() for d in defs.asset_checks for c in d.check_specs if c.name == "stores_agree"}
+    assert agree == {"activities_raw", "export_activities_raw", "activities", "streams_raw", "activity_streams",
+                     "activity_metrics"}
     assert defs.resolve_schedule_def("daily_sync").execution_timezone == "Europe/Berlin"
     assert defs.resolve_sensor_def("new_or_changed_activities") is not None
     assert defs.resolve_sensor_def("new_export_archive") is not None
-    assert set(defs.resources) == {"strava", "landed", "io_manager"}
+    assert set(defs.resources) == {"strava", "landed", "io_manager", "fittrackee", "sport_filter"}
 
 
 def test_every_asset_is_described_grouped_by_module_and_stored_by_the_default_io_manager(tmp_path: Path) -> None:

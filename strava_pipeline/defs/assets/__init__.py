@@ -7,8 +7,10 @@ import warnings
 import dagster as dg
 
 from strava_pipeline.defs.assets.activities import build_activity_assets
+from strava_pipeline.defs.assets.activity_files import build_activity_file_assets
 from strava_pipeline.defs.assets.athlete import athlete, athlete_raw, gear
 from strava_pipeline.defs.assets.export import build_export_archive_asset, build_export_assets
+from strava_pipeline.defs.assets.fittrackee import build_fittrackee_asset
 from strava_pipeline.defs.assets.report import training_report
 from strava_pipeline.defs.assets.streams import build_stream_assets
 from strava_pipeline.defs.assets.training import build_training_assets
@@ -30,7 +32,11 @@ def build_assets(settings: Settings, partitions: dg.TimeWindowPartitionsDefiniti
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy")
-        return [
+        assets = [
             athlete_raw, athlete, gear, build_export_archive_asset(settings), *_export_after_listing(partitions),
             *build_stream_assets(partitions), *build_training_assets(partitions), training_report,
+            *build_activity_file_assets(partitions),
         ]
+        # The FitTrackee sink goes last: it uploads each activity with the file `activity_files` wrote, if any.
+        has_files = any(a.key.to_user_string() == "activity_files" for a in assets)
+        return [*assets, build_fittrackee_asset(has_activity_files=has_files)]
