@@ -37,7 +37,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
     """
     return {
         "strava": strava_resource(settings),
-        "landed": LandedDataResource(data_dir=str(settings.data_dir)),
+        "landed": LandedDataResource(
+            data_dir=str(settings.data_dir), database_url=optional_env("STRAVA_PIPELINE_DATABASE_URL")
+        ),
         "sport_filter": SportFilterResource(sport_types=_sport_types(settings)),
         "fittrackee": fittrackee_resource(settings),
         "io_manager": WarehouseIOManager(

@@ -16,9 +16,11 @@ import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
 
+from strava_pipeline.defs.io_manager import VERSIONS_TABLE, ready_database_url
 from strava_pipeline.settings import Settings
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.storage.parquet_store import ParquetStore
+from strava_pipeline.storage.partition_switch import PartitionSwitcher
 from strava_pipeline.strava import RateLimiter, StravaClient, TokenStore
 from strava_pipeline.transforms.sport_filter import SPORT_TYPES_VARIABLE, parse_sport_types, sport_filter
 
@@ -85,10 +87,20 @@ class LandedDataResource(dg.ConfigurableResource):
     """
 
     data_dir: str
+    database_url: str | None = None
+    """Where a write a killed run left half done is looked up (unset: the embedded server)."""
 
     def read(self, asset: str, days: Sequence[date], columns: Sequence[str] | None = None) -> pl.DataFrame:
-        """An asset's landed rows for these days (empty where nothing landed yet), optionally only some columns."""
-        return ParquetStore(Path(self.data_dir) / "parquet").read(asset, days, columns=columns)
+        """An asset's landed rows for these days (empty where nothing landed yet), optionally only some columns.
+
+        A write of the asset that a killed run left between its PostgreSQL commit and its Parquet switch is
+        finished first, as the IO manager does before any read: what is read is what was committed.
+        """
+        store = ParquetStore(Path(self.data_dir) / "parquet")
+        if PartitionSwitcher.has_pending(store, asset):
+            url = ready_database_url(self.database_url, Path(self.data_dir))
+            PartitionSwitcher(store, url, versions_table=VERSIONS_TABLE).recover(asset)
+        return store.read(asset, days, columns=columns)
 
     def landing_cache(self, name: str) -> LandingCache:
         """The write-ahead cache for one kind of document."""

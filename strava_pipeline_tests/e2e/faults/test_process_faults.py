@@ -172,6 +172,40 @@ def test_sigkill_while_writing_parquet_then_rerun(migrated, tmp_path: Path) -> N
     assert left == [], "the rerun removed the killed run's temporary files and journal"
 
 
+#: SIGKILL at the first rename of a finished `activities_raw` day file into place: PostgreSQL has committed
+#: the batch, the Parquet copy (what every downstream asset reads) is not switched yet.
+_DIE_BETWEEN_THE_STORES = """
+import os, signal, sys
+real_replace = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    if "/activities_raw/date=" in str(dst) and str(dst).endswith("/part.parquet"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+from strava_pipeline.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_between_the_two_stores_then_only_downstream_reruns(migrated, tmp_path: Path) -> None:
+    p = migrated(month_config(seed=45))
+    log = tmp_path / "backfill.log"
+    with open(log, "wb") as out:
+        proc = subprocess.run(
+            [sys.executable, "-c", _DIE_BETWEEN_THE_STORES, "backfill", "--start", START.isoformat(),
+             "--end", END.isoformat(), "--select", "activities_raw"],
+            stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False)
+    assert proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    assert p.query("SELECT count(*) FROM strava.activities_raw")[0][0] == len(p.sim.activity_ids())
+    assert ParquetStore(p.settings.parquet_dir).read("activities_raw").height == 0, "killed before the switch"
+
+    # Only the typed layer runs next: it reads activities_raw from Parquet, which must first be switched.
+    run_backfill(p.settings, START, END, select=["activities"], progress=_quiet)
+    assert_matches_truth(p, streams=False)
+
+
 def test_database_connection_dropped_mid_load_fails_clearly_and_rerun_completes(migrated) -> None:
     p = migrated(month_config(seed=44))
     run_backfill(p.settings, START, END, select=SUMMARY_ASSETS, progress=_quiet)
