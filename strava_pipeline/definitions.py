@@ -4,9 +4,8 @@ A leaf: importing it reads the environment (and ``.env``) and builds the definit
 imports it; code that needs definitions calls ``strava_pipeline.defs.build_definitions`` with its settings.
 """
 
-from strava_pipeline.defs import build_definitions
+from strava_pipeline.defs import build_definitions, keep_created_files_private
 from strava_pipeline.settings import Settings
-from strava_pipeline.storage.files import keep_created_files_private
 
 keep_created_files_private()  # the webserver, daemon and run processes write the athlete's data too
 defs = build_definitions(Settings.from_env())

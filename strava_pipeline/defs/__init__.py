@@ -24,9 +24,10 @@ from strava_pipeline.defs.partitions import daily_partitions
 from strava_pipeline.defs.resources import LandedDataResource, SportFilterResource, optional_env, strava_resource
 from strava_pipeline.ingest.api_access import api_unavailable_reason
 from strava_pipeline.settings import Settings
+from strava_pipeline.storage.files import keep_created_files_private
 from strava_pipeline.transforms.sport_filter import parse_sport_types
 
-__all__ = ["build_definitions", "build_resources"]
+__all__ = ["build_definitions", "build_resources", "keep_created_files_private"]
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

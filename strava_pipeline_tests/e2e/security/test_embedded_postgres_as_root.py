@@ -72,7 +72,7 @@ def _other_user_can_connect(url: str, socket: Path) -> str | None:
     python = _other_user_python()
     site = str(Path(psycopg.__file__).resolve().parents[1])
     same_abi = _as_other_user(python, "-c", f"import sys; print(sys.version_info[:2] == {tuple(sys.version_info[:2])})")
-    if same_abi.stdout.strip() == "True":
+    if same_abi.stdout.strip() == "True" and _readable_by_other_user([Path(site)]):  # else: a private checkout
         code = "import psycopg, sys; psycopg.connect(sys.argv[1]).execute('SELECT 1'); print('connected')"
         result = _as_other_user(python, "-c", code, url, PYTHONPATH=site)
         if "connected" in result.stdout:
