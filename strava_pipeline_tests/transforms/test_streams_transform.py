@@ -64,6 +64,60 @@ def test_an_eight_hour_activity_at_one_hertz_keeps_every_sample() -> None:
     assert frame["time_s"][-1] == 8 * 3600 and frame["sample_index"][-1] == n - 1
 
 
+def _usual_body() -> dict:
+    return {"time": {"data": [0, 1, 3, 4]}, "distance": {"data": [0, 1.5, 4e0, 5.25]},
+            "latlng": {"data": [[51.5, -0.1], [51.500001, -0.100002], [-0.0, 0], [1e-3, 179.99999999999997]]},
+            "heartrate": {"data": [100, 101, 102, 103]}, "moving": {"data": [False, True, True, True]},
+            "watts_calc": {"data": [0, 212, 211, 200]}, "cadence": {"data": [0, 80.5, 81, 82]}}
+
+
+def test_every_payload_gives_the_samples_activity_stream_frame_gives_in_row_order() -> None:
+    """The usual payload is read by a faster path than unusual ones (nulls, whole floats in an integer stream,
+    the array form, odd JSON text); a mixed batch must still be each row's samples, in row order."""
+    usual = _usual_body()
+    with_nulls = {**usual, "heartrate": {"data": [None, 101, None, 103]},
+                  "latlng": {"data": [None, [1, 2], [3, 4], None]}}
+    whole_floats = {**usual, "heartrate": {"data": [100.0, 101.0, 102.0, 103.0]}}
+    array_form = [{"type": k, **v} for k, v in usual.items()]
+    no_position = {k: v for k, v in usual.items() if k not in ("latlng", "moving")}
+    texts = [
+        json.dumps(usual), json.dumps(with_nulls), json.dumps(usual, indent=2), json.dumps(whole_floats),
+        json.dumps(array_form), json.dumps(no_position), json.dumps(usual),
+        json.dumps(usual).replace('"time":', '"time": {"data": [9, 9, 9, 9]}, "time":', 1),  # the last one counts
+        json.dumps({**usual, "time": {"data": [0, 1, 3, 4], "series_type": "dist[ance"}}),
+        json.dumps({"time": {"data": []}}),
+        json.dumps({**usual, "watts_calc": {"data": [[1], "x", None, {}]}}),  # unknown types are not read
+    ]
+    raw = pl.DataFrame([{"activity_id": i, "activity_date": DAY, "summary_fingerprint": "x", "status": "ok",
+                         "fetched_at": None, "payload": text} for i, text in enumerate(texts)],
+                       schema=STREAMS_RAW_SCHEMA)
+    expected = pl.concat([activity_stream_frame(i, DAY, json.loads(text)) for i, text in enumerate(texts)])
+    frame = streams_frame(raw)
+    assert frame.schema == pl.Schema(STREAM_SCHEMA)
+    assert frame.equals(expected)
+    assert frame.filter(pl.col("activity_id") == 7)["time_s"].to_list() == [0, 1, 3, 4]
+    assert frame.filter(pl.col("activity_id") == 1)["heartrate_bpm"].to_list() == [None, 101, None, 103]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"heartrate": {"data": [100, 101.5, 102, 103]}}, "fractional values"),
+        ({"watts": {"data": [0, 40000, 1, 2]}}, "out of range"),
+        ({"latlng": {"data": [[1, 2], [3], [4, 5, 6], [7, 8]]}}, "not \\[lat, lng\\] pairs"),
+        ({"latlng": {"data": [[1, 2], [[3], 4], [5, 6], [7, 8]]}}, "not \\[lat, lng\\] pairs"),
+        ({"cadence": {"data": [[1], [2], [3], [4]]}}, "non-numeric"),
+        ({"moving": {"data": [True, 1, True, True]}}, "non-boolean"),
+    ],
+)
+def test_a_bad_sample_among_usual_ones_still_fails_its_activity_by_name(edit: dict, message: str) -> None:
+    raw = pl.DataFrame([{"activity_id": i, "activity_date": DAY, "summary_fingerprint": "x", "status": "ok",
+                         "fetched_at": None, "payload": json.dumps(body)}
+                        for i, body in ((1, _usual_body()), (2, {**_usual_body(), **edit}))], schema=STREAMS_RAW_SCHEMA)
+    with pytest.raises(PayloadError, match=f"activity 2: .*{message}"):
+        streams_frame(raw)
+
+
 def test_fingerprint_ignores_renames_and_kudos_but_not_a_crop() -> None:
     summary = {"id": 1, "name": "a", "kudos_count": 1, "elapsed_time": 3600, "distance": 10000.0,
                "start_date": "2024-01-01T10:00:00Z"}

@@ -1,19 +1,21 @@
 """Input coercion shared by the metric functions.
 
 Stream inputs arrive as polars Series (the typed stream table), numpy arrays (callers that already hold
-them) or plain sequences (tests).  Every metric normalises them to Python lists here, so the formulas
-themselves are plain loops over one representation, with no surprise dtype promotion.  Streams of one
-activity are at most a few tens of thousands of samples, so plain Python is fast enough (milliseconds)
-and keeps each formula readable next to its published definition.
+them) or plain sequences (tests).  Every metric normalises them here, to Python lists (``to_floats``,
+``to_bools``) or to the equivalent numpy arrays (``float_array``: NaN where the list has None;
+``true_mask``: True where it has True), so the formulas see one representation with no surprise dtype
+promotion.  A backfill computes them for millions of samples, so the per-sample work runs in numpy: only
+IEEE-exact elementwise operations, running sums with ``np.cumsum`` (sequential, like Python's ``sum``) and
+the scalar ``math`` functions, so every result is bit-for-bit what the plain loops gave.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from itertools import pairwise
 from typing import Any, TypeAlias
 
+import numpy as np
 import polars as pl
 
 #: Anything that holds one stream: a polars Series, a numpy array, or a sequence of numbers/None.
@@ -82,6 +84,58 @@ def to_bools(values: ArrayLike | None) -> list[bool | None]:
     return [None if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v) for v in _raw_list(values)]
 
 
+def float_array(values: ArrayLike | None) -> np.ndarray:
+    """:func:`to_floats` as a float64 array: NaN exactly where it has ``None``."""
+    if isinstance(values, pl.Series):
+        # Integer and float columns go to numpy as they are (nulls become NaN): the same values as
+        # polars' cast to Float64, without a polars query per stream.
+        numeric = values.dtype.is_float() or values.dtype.is_integer()
+        series = values if numeric else _as_series(values, pl.Float64())
+        if series is not None:
+            out = series.to_numpy().astype(np.float64, copy=True)
+            out[~np.isfinite(out)] = np.nan
+            return out
+    floats = to_floats(values)
+    return np.array(floats, dtype=np.float64) if floats else np.empty(0, dtype=np.float64)
+
+
+def true_mask(values: ArrayLike | None) -> np.ndarray:
+    """Where :func:`to_bools` has ``True`` (False for False and for null), as a boolean array."""
+    if isinstance(values, pl.Series) and values.dtype == pl.Boolean():
+        complete = values if values.null_count() == 0 else values.fill_null(False)
+        return complete.to_numpy().astype(bool, copy=False)
+    return np.array([v is True for v in to_bools(values)], dtype=bool)
+
+
+def durations_array(times: np.ndarray, moving: np.ndarray | None, max_gap_s: float) -> np.ndarray:
+    """:func:`sample_durations` of ``float_array`` times and a ``true_mask`` (or None), as an array."""
+    durations = np.zeros(times.size, dtype=np.float64)
+    valid = np.flatnonzero(~np.isnan(times))
+    if valid.size < 2:
+        return durations
+    owners = valid[:-1]
+    owned = np.minimum(np.maximum(times[valid[1:]] - times[owners], 0.0), max_gap_s)
+    if moving is not None:
+        owned = np.where(moving[owners], owned, 0.0)
+    durations[owners] = owned
+    return durations
+
+
+def number_array(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Numbers (a series the caller built, e.g. ``power_1hz``) as float64; a None raises TypeError, as the
+    arithmetic of the loops this replaces did (numpy would make it NaN)."""
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64, copy=False)
+    if None in values:
+        raise TypeError("unsupported operand type(s) for +: 'float' and 'NoneType'")
+    return np.array(values, dtype=np.float64)
+
+
+def sequential_sum(values: np.ndarray) -> float:
+    """``sum(values)`` as Python adds them, left to right (``np.sum`` adds pairwise: other last bits)."""
+    return float(sum(values.tolist()))
+
+
 def check_same_length(**streams: Sequence[Any]) -> None:
     """Raise ``ValueError`` when streams of one activity disagree in length (a caller bug)."""
     lengths = {name: len(s) for name, s in streams.items()}
@@ -105,16 +159,8 @@ def sample_durations(
     Samples with a null time own nothing and are skipped when looking for "the next sample"; a
     negative ``dt`` (out-of-order timestamps) counts 0.
     """
-    times = to_floats(time_s)
-    flags = to_bools(moving) if moving is not None else None
+    times = float_array(time_s)
+    flags = true_mask(moving) if moving is not None else None
     if flags is not None:
         check_same_length(time_s=times, moving=flags)
-    durations = [0.0] * len(times)
-    valid = [i for i, t in enumerate(times) if t is not None]
-    for i, j in pairwise(valid):
-        if flags is not None and flags[i] is not True:
-            continue
-        t_i, t_j = times[i], times[j]
-        assert t_i is not None and t_j is not None
-        durations[i] = min(max(t_j - t_i, 0.0), max_gap_s)
-    return durations
+    return durations_array(times, flags, max_gap_s).tolist()

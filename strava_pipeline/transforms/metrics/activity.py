@@ -8,24 +8,25 @@ from typing import Any
 
 import polars as pl
 
+from ._arrays import DEFAULT_MAX_GAP_S, check_same_length, durations_array, float_array, sequential_sum, true_mask
 from .efforts import BEST_EFFORT_DISTANCES_M, best_efforts
 from .heartrate import (
     DEFAULT_MAX_HR,
     DEFAULT_RESTING_HR,
     HrZone,
-    average_heartrate_bpm,
+    _average_heartrate,
+    _max_heartrate,
+    _time_in_zones,
+    _trimp,
     default_hr_zones,
     hr_zones_from_lower_bounds,
-    max_heartrate_bpm,
-    time_in_hr_zones,
-    trimp,
 )
-from .movement import elevation_gain_m, moving_time_s
+from .movement import DEFAULT_ELEVATION_THRESHOLD_M, DEFAULT_ELEVATION_WINDOW, _elevation_gain
 from .power import (
     POWER_CURVE_DURATIONS_S,
+    _power_1hz,
     intensity_factor,
     normalized_power,
-    power_1hz,
     power_curve,
     training_stress_score,
 )
@@ -145,49 +146,60 @@ def activity_metrics(streams: pl.DataFrame, settings: AthleteSettings) -> dict[s
     row: dict[str, Any] = dict.fromkeys(ACTIVITY_METRICS_SCHEMA)
     if "time_s" not in streams.columns:
         return row
-    streams = streams.filter(pl.col("time_s").is_not_null()).sort("time_s", maintain_order=True)
+    time = streams.get_column("time_s")
+    # The typed table's integer times are usually complete and in order already: nothing to drop or move.
+    if not (time.dtype.is_integer() and time.null_count() == 0 and time.is_sorted()):
+        streams = streams.filter(pl.col("time_s").is_not_null()).sort("time_s", maintain_order=True)
     if streams.height == 0:
         return row
 
+    # Each stream converted once; the metrics below are what the public functions compute from them.
     time = streams.get_column("time_s")
+    times = float_array(time)
     moving = _column(streams, "moving")
+    flags = true_mask(moving) if moving is not None else None
+    if flags is not None:
+        check_same_length(time_s=times, moving=flags)
+    durations = durations_array(times, flags, DEFAULT_MAX_GAP_S)  # what each sample owns, stops excluded
     heartrate = _column(streams, "heartrate_bpm")
     altitude = _column(streams, "altitude_m")
     distance = _column(streams, "distance_m")
     watts = _column(streams, "watts")
 
-    row["moving_time_s"] = moving_time_s(time, moving)
+    row["moving_time_s"] = sequential_sum(durations)
     if altitude is not None:
-        row["elevation_gain_m"] = elevation_gain_m(altitude)
+        row["elevation_gain_m"] = _elevation_gain(float_array(altitude), window=DEFAULT_ELEVATION_WINDOW,
+                                                  threshold_m=DEFAULT_ELEVATION_THRESHOLD_M)
 
-    if heartrate is not None and max_heartrate_bpm(heartrate) is not None:
-        row["avg_heartrate_bpm"] = average_heartrate_bpm(heartrate, time, moving)
-        row["max_heartrate_bpm"] = max_heartrate_bpm(heartrate)
-        zones = time_in_hr_zones(time, heartrate, settings.effective_hr_zones(), moving=moving)
+    hr = float_array(heartrate) if heartrate is not None else None
+    if hr is not None and (max_hr := _max_heartrate(hr)) is not None:
+        check_same_length(heartrate=hr, time_s=durations)
+        row["avg_heartrate_bpm"] = _average_heartrate(hr, durations)
+        row["max_heartrate_bpm"] = max_hr
+        zones = _time_in_zones(hr, durations, settings.effective_hr_zones())
         for k, seconds in enumerate(zones, start=1):
             row[f"hr_zone_{k}_s"] = seconds
-        row["trimp"] = trimp(
-            time,
-            heartrate,
-            resting_hr=settings.effective_resting_hr,
-            max_hr=settings.effective_max_hr,
-            sex=settings.sex,
-            moving=moving,
-        )
+        if settings.effective_max_hr <= settings.effective_resting_hr:
+            raise ValueError(f"max_hr ({settings.effective_max_hr}) must exceed resting_hr "
+                             f"({settings.effective_resting_hr})")
+        row["trimp"] = _trimp(hr, durations, resting_hr=settings.effective_resting_hr,
+                              max_hr=settings.effective_max_hr, sex=settings.sex)
 
     if distance is not None:
         for name, seconds in best_efforts(distance, time).items():
             row[f"best_{name}_s"] = seconds
 
     if watts is not None:
-        series = power_1hz(time, watts, moving)
-        if series:
+        power = float_array(watts)
+        check_same_length(time_s=times, watts=power)
+        series = _power_1hz(times, power, flags, DEFAULT_MAX_GAP_S)
+        if series.size:
             for name, value in power_curve(series).items():
                 row[f"power_{name}_w"] = value
             np_w = normalized_power(series)
             row["normalized_power_w"] = np_w
             row["intensity_factor"] = intensity_factor(np_w, settings.ftp_w)
-            row["tss"] = training_stress_score(len(series), np_w, settings.ftp_w)
+            row["tss"] = training_stress_score(series.size, np_w, settings.ftp_w)
 
     if row["tss"] is not None:
         row["load"], row["load_source"] = row["tss"], "tss"

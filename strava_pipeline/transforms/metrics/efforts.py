@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from ._arrays import ArrayLike, check_same_length, to_floats
+import numpy as np
+
+from ._arrays import ArrayLike, check_same_length, float_array
 
 #: Standard best-effort distances in metres, keyed by the suffix used in column names
 #: (``best_<key>_s``).  The mile is the international mile (1609.344 m); the half marathon and
@@ -21,58 +23,48 @@ BEST_EFFORT_DISTANCES_M: dict[str, float] = {
 }
 
 
-def _clean_track(distance_m: ArrayLike, time_s: ArrayLike) -> tuple[list[float], list[float]]:
-    """Samples with both time and distance, ordered by time, with distance made non-decreasing.
+def _clean_track(distance_m: ArrayLike, time_s: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Samples with both time and distance, ordered by time (then distance), with distance made
+    non-decreasing.
 
     Cumulative distance can dip by a few centimetres when a GPS fix is revised; a running maximum
     keeps it a valid cumulative series without inventing distance.
     """
-    dist = to_floats(distance_m)
-    times = to_floats(time_s)
+    dist = float_array(distance_m)
+    times = float_array(time_s)
     check_same_length(distance_m=dist, time_s=times)
-    pairs = sorted((t, d) for t, d in zip(times, dist, strict=True) if t is not None and d is not None)
-    ts: list[float] = []
-    ds: list[float] = []
-    running = -math.inf
-    for t, d in pairs:
-        running = max(running, d)
-        ts.append(t)
-        ds.append(running)
-    return ts, ds
+    known = ~np.isnan(times) & ~np.isnan(dist)
+    ts, ds = times[known], dist[known]
+    order = np.lexsort((ds, ts))
+    return ts[order], np.maximum.accumulate(ds[order]) if ds.size else ds
 
 
-def _best_over(ts: list[float], ds: list[float], target_m: float) -> float | None:
-    n = len(ts)
+def _best_over(ts: np.ndarray, ds: np.ndarray, target_m: float) -> float | None:
+    n = ts.size
     if n < 2 or ds[-1] - ds[0] < target_m:
         return None
     best = math.inf
     # Pass 1: every sample j as the finish; the start is where distance was d[j] - target, on the
     # segment (i, i+1) with d[i] <= x < d[i+1]; taking the *last* such i means leaving as late as
-    # possible after a stop.  i only moves forward as j does (two pointers, O(n)).
-    i = 0
-    for j in range(n):
-        x = ds[j] - target_m
-        if x < ds[0]:
-            continue
-        while ds[i + 1] <= x:
-            i += 1
-        elapsed = ts[j] - (ts[i] + (x - ds[i]) / (ds[i + 1] - ds[i]) * (ts[i + 1] - ts[i]))
-        if elapsed < best:
-            best = elapsed
+    # possible after a stop.  i moves forward with j, so it is where a binary search puts x.
+    x = ds - target_m
+    finish = np.flatnonzero(x >= ds[0])
+    if finish.size:
+        x = x[finish]
+        i = np.searchsorted(ds, x, side="right") - 1
+        elapsed = ts[finish] - (ts[i] + (x - ds[i]) / (ds[i + 1] - ds[i]) * (ts[i + 1] - ts[i]))
+        best = min(best, float(elapsed.min()))
     # Pass 2: every sample i as the start; the finish is where distance first reaches d[i] + target,
     # on the segment (k-1, k) with d[k-1] < y <= d[k].  Together the two passes evaluate every
     # breakpoint of the piecewise-linear "elapsed time over target" function, so the minimum found is
     # the exact optimum under linear interpolation, not just the best sample-aligned window.
-    k = 0
-    for i in range(n):
-        y = ds[i] + target_m
-        if y > ds[-1]:
-            break
-        while ds[k] < y:
-            k += 1
-        elapsed = ts[k - 1] + (y - ds[k - 1]) / (ds[k] - ds[k - 1]) * (ts[k] - ts[k - 1]) - ts[i]
-        if elapsed < best:
-            best = elapsed
+    y = ds + target_m
+    start = np.flatnonzero(y <= ds[-1])
+    if start.size:
+        y = y[start]
+        k = np.searchsorted(ds, y, side="left")
+        elapsed = ts[k - 1] + (y - ds[k - 1]) / (ds[k] - ds[k - 1]) * (ts[k] - ts[k - 1]) - ts[start]
+        best = min(best, float(elapsed.min()))
     return best
 
 

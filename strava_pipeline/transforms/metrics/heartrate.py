@@ -7,7 +7,17 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import TypeAlias
 
-from ._arrays import DEFAULT_MAX_GAP_S, ArrayLike, check_same_length, sample_durations, to_floats
+import numpy as np
+
+from ._arrays import (
+    DEFAULT_MAX_GAP_S,
+    ArrayLike,
+    check_same_length,
+    durations_array,
+    float_array,
+    sequential_sum,
+    true_mask,
+)
 
 #: One heart-rate zone in Strava's format: ``{"min": bpm, "max": bpm}``, ``max == -1`` = open-ended.
 HrZone: TypeAlias = Mapping[str, int | float]
@@ -34,8 +44,20 @@ def max_heartrate_bpm(heartrate: ArrayLike) -> float | None:
 
     Strava's ``max_heartrate``: the maximum over all samples, including stopped ones.
     """
-    values = [v for v in to_floats(heartrate) if v is not None]
-    return max(values) if values else None
+    return _max_heartrate(float_array(heartrate))
+
+
+def _max_heartrate(hr: np.ndarray) -> float | None:
+    values = hr[~np.isnan(hr)]
+    return float(values.max()) if values.size else None
+
+
+def _durations(time_s: ArrayLike, moving: ArrayLike | None, max_gap_s: float) -> np.ndarray:
+    times = float_array(time_s)
+    flags = true_mask(moving) if moving is not None else None
+    if flags is not None:
+        check_same_length(time_s=times, moving=flags)
+    return durations_array(times, flags, max_gap_s)
 
 
 def average_heartrate_bpm(
@@ -53,15 +75,23 @@ def average_heartrate_bpm(
     when the signal is steady, so a plain mean over samples over-weights the changing parts.  Without
     ``time_s`` (or when no sample owns any time, e.g. a single sample) it is the plain sample mean.
     """
-    hr = to_floats(heartrate)
+    hr = float_array(heartrate)
+    weights = None
     if time_s is not None:
-        weights = sample_durations(time_s, moving, max_gap_s=max_gap_s)
+        weights = _durations(time_s, moving, max_gap_s)
         check_same_length(heartrate=hr, time_s=weights)
-        total = sum(w for v, w in zip(hr, weights, strict=True) if v is not None)
+    return _average_heartrate(hr, weights)
+
+
+def _average_heartrate(hr: np.ndarray, weights: np.ndarray | None) -> float | None:
+    """The average of ``average_heartrate_bpm`` from arrays (``weights``: the samples' durations)."""
+    known = ~np.isnan(hr)
+    if weights is not None:
+        total = sequential_sum(weights[known])
         if total > 0:
-            return sum(v * w for v, w in zip(hr, weights, strict=True) if v is not None) / total
-    values = [v for v in hr if v is not None]
-    return sum(values) / len(values) if values else None
+            return sequential_sum(hr[known] * weights[known]) / total
+    values = hr[known]
+    return sequential_sum(values) / values.size if values.size else None
 
 
 def default_hr_zones(max_hr: float) -> list[dict[str, int]]:
@@ -94,12 +124,16 @@ def hr_zones_from_lower_bounds(lower_bounds_bpm: Sequence[float | None]) -> list
     return [{"min": lo, "max": hi} for lo, hi in pairwise([*bounds, -1])]
 
 
-def _zone_index(hr: float, zones: Sequence[HrZone]) -> int | None:
+def _zone_indices(hr: np.ndarray, zones: Sequence[HrZone]) -> np.ndarray:
+    """Each sample's zone: the first whose ``min <= hr < max`` (``max`` -1: no upper bound); -1 for none."""
+    out = np.full(hr.size, -1, dtype=np.int64)
     for k, zone in enumerate(zones):
         lo, hi = zone["min"], zone["max"]
-        if hr >= lo and (hi == -1 or hr < hi):
-            return k
-    return None
+        inside = (out == -1) & (hr >= lo)
+        if hi != -1:
+            inside &= hr < hi
+        out[inside] = k
+    return out
 
 
 def time_in_hr_zones(
@@ -120,17 +154,17 @@ def time_in_hr_zones(
     where the athlete is stopped contribute nothing, so pauses that keep recording are excluded too.
     Samples with null heart rate, or outside every zone, contribute to no zone.
     """
-    hr = to_floats(heartrate)
-    durations = sample_durations(time_s, moving, max_gap_s=max_gap_s)
+    hr = float_array(heartrate)
+    durations = _durations(time_s, moving, max_gap_s)
     check_same_length(time_s=durations, heartrate=hr)
-    totals = [0.0] * len(zones)
-    for value, dt in zip(hr, durations, strict=True):
-        if value is None or dt <= 0:
-            continue
-        k = _zone_index(value, zones)
-        if k is not None:
-            totals[k] += dt
-    return totals
+    return _time_in_zones(hr, durations, zones)
+
+
+def _time_in_zones(hr: np.ndarray, durations: np.ndarray, zones: Sequence[HrZone]) -> list[float]:
+    counted = ~np.isnan(hr) & (durations > 0)
+    k = _zone_indices(np.where(counted, hr, 0.0), zones)
+    # Each zone's seconds added in sample order, as the running totals of a loop over the samples would be.
+    return [sequential_sum(durations[counted & (k == zone)]) for zone in range(len(zones))]
 
 
 def _coefficients(sex: str | None) -> tuple[float, float]:
@@ -168,17 +202,22 @@ def trimp(
     """
     if max_hr <= resting_hr:
         raise ValueError(f"max_hr ({max_hr}) must exceed resting_hr ({resting_hr})")
-    hr = to_floats(heartrate)
-    durations = sample_durations(time_s, moving, max_gap_s=max_gap_s)
+    hr = float_array(heartrate)
+    durations = _durations(time_s, moving, max_gap_s)
     check_same_length(time_s=durations, heartrate=hr)
-    if all(v is None for v in hr):
+    return _trimp(hr, durations, resting_hr=resting_hr, max_hr=max_hr, sex=sex)
+
+
+def _trimp(hr: np.ndarray, durations: np.ndarray, *, resting_hr: float, max_hr: float, sex: str | None
+           ) -> float | None:
+    """``trimp`` from arrays. ``math.exp`` (not numpy's, whose last bit may differ) of each distinct
+    reserve fraction: heart rates are whole bpm, so a few hundred calls cover any activity."""
+    if np.isnan(hr).all():
         return None
     a, b = _coefficients(sex)
     reserve = max_hr - resting_hr
-    total = 0.0
-    for value, dt in zip(hr, durations, strict=True):
-        if value is None or dt <= 0:
-            continue
-        hrr = min(max((value - resting_hr) / reserve, 0.0), 1.0)
-        total += (dt / 60.0) * hrr * a * math.exp(b * hrr)
-    return total
+    counted = ~np.isnan(hr) & (durations > 0)
+    hrr = np.minimum(np.maximum((hr[counted] - resting_hr) / reserve, 0.0), 1.0)
+    distinct, index = np.unique(hrr, return_inverse=True)
+    weight = np.array([math.exp(b * x) for x in distinct.tolist()], dtype=np.float64)[index]
+    return sequential_sum((durations[counted] / 60.0) * hrr * a * weight)

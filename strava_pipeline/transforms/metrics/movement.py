@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ._arrays import DEFAULT_MAX_GAP_S, ArrayLike, sample_durations, to_floats
+import numpy as np
+
+from ._arrays import DEFAULT_MAX_GAP_S, ArrayLike, float_array, number_array, sample_durations, sequential_sum
 
 #: Centred moving-average window (samples) applied to altitude before counting gain.
 DEFAULT_ELEVATION_WINDOW: int = 5
@@ -35,18 +37,20 @@ def smooth_centred(values: list[float], window: int) -> list[float]:
     monotone re-indexings of the input, so the smoothed series never has more total rise than the
     raw series and a monotone input stays monotone.
     """
-    n = len(values)
-    if n == 0 or window <= 1:
+    if len(values) == 0 or window <= 1:
         return list(values)
+    return _smooth_centred(number_array(values), window).tolist()
+
+
+def _smooth_centred(values: np.ndarray, window: int) -> np.ndarray:
+    """:func:`smooth_centred` of a non-empty array, ``window`` > 1: the same running sum (first window
+    summed, then one sample in and one out per step), accumulated left to right by ``np.cumsum``."""
+    n = values.size
     half = window // 2
-    padded = [values[0]] * half + values + [values[-1]] * (window - 1 - half)
-    out: list[float] = []
-    running = sum(padded[:window])
-    out.append(running / window)
-    for i in range(1, n):
-        running += padded[i + window - 1] - padded[i - 1]
-        out.append(running / window)
-    return out
+    padded = np.concatenate((np.full(half, values[0]), values, np.full(window - 1 - half, values[-1])))
+    steps = padded[window : window + n - 1] - padded[: n - 1]
+    running = np.cumsum(np.concatenate(([sequential_sum(padded[:window])], steps)))
+    return running / window
 
 
 def hysteresis_gain(values: list[float], threshold_m: float) -> float:
@@ -105,7 +109,13 @@ def elevation_gain_m(
     for a non-increasing altitude.  Real climbs lose at most the last sub-threshold metres and a
     fraction of the window at the very start/end of the activity.
     """
-    clean = [a for a in to_floats(altitude_m) if a is not None]
-    if not clean:
+    altitude = float_array(altitude_m)
+    return _elevation_gain(altitude, window=window, threshold_m=threshold_m)
+
+
+def _elevation_gain(altitude: np.ndarray, *, window: int, threshold_m: float) -> float | None:
+    clean = altitude[~np.isnan(altitude)]
+    if not clean.size:
         return None
-    return hysteresis_gain(smooth_centred(clean, window), threshold_m)
+    smoothed = _smooth_centred(clean, window) if window > 1 else clean
+    return hysteresis_gain(smoothed.tolist(), threshold_m)

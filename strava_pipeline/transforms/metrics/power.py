@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ._arrays import DEFAULT_MAX_GAP_S, ArrayLike, check_same_length, to_bools, to_floats
+import numpy as np
+
+from ._arrays import DEFAULT_MAX_GAP_S, ArrayLike, check_same_length, float_array, number_array, true_mask
 
 #: Mean-maximal power durations (seconds), keyed by the suffix used in column names
 #: (``power_<key>_w``).  Each is an integer multiple of the previous one, which is what guarantees the
@@ -34,34 +36,37 @@ def power_1hz(
     zero-filling keeps the timeline elapsed so no window joins efforts from either side of a stop.
     Samples with a null time are ignored.
     """
-    times = to_floats(time_s)
-    power = to_floats(watts)
-    flags = to_bools(moving) if moving is not None else None
+    times = float_array(time_s)
+    power = float_array(watts)
+    flags = true_mask(moving) if moving is not None else None
     check_same_length(time_s=times, watts=power, **({"moving": flags} if flags is not None else {}))
-    samples = [(t, power[i], True if flags is None else flags[i] is True) for i, t in enumerate(times) if t is not None]
-    if not samples or all(w is None for _, w, _ in samples):
-        return []
-    samples.sort(key=lambda s: s[0])
-    t0 = samples[0][0]
-    n_seconds = math.floor(samples[-1][0] - t0)
-    out: list[float] = []
-    i = 0
-    for k in range(n_seconds):
-        second = t0 + k
-        while i + 1 < len(samples) and samples[i + 1][0] <= second:
-            i += 1
-        t_i, w_i, moving_i = samples[i]
-        recorded = moving_i and w_i is not None and second - t_i < max_gap_s
-        out.append(w_i if recorded and w_i is not None else 0.0)
-    return out
+    return _power_1hz(times, power, flags, max_gap_s).tolist()
 
 
-def _rolling_means(series: Sequence[float], window: int) -> list[float]:
-    """Means of every full ``window``-long run of ``series`` (prefix sums, O(n))."""
-    prefix = [0.0]
-    for v in series:
-        prefix.append(prefix[-1] + v)
-    return [(prefix[k + window] - prefix[k]) / window for k in range(len(series) - window + 1)]
+def _power_1hz(times: np.ndarray, power: np.ndarray, moving: np.ndarray | None, max_gap_s: float) -> np.ndarray:
+    """:func:`power_1hz` from arrays (NaN: no value; ``moving``: where the flag is true, None: no stream)."""
+    timed = ~np.isnan(times)
+    t, w = times[timed], power[timed]
+    if not t.size or np.isnan(w).all():
+        return np.empty(0, dtype=np.float64)
+    flags = moving[timed] if moving is not None else np.ones(t.size, dtype=bool)
+    order = np.argsort(t, kind="stable")
+    t, w, flags = t[order], w[order], flags[order]
+    t0 = float(t[0])
+    seconds = t0 + np.arange(math.floor(float(t[-1]) - t0), dtype=np.float64)
+    # Zero-order hold: the last sample at or before each second's start.
+    i = np.searchsorted(t, seconds, side="right") - 1
+    held = w[i]
+    recorded = flags[i] & ~np.isnan(held) & (seconds - t[i] < max_gap_s)
+    return np.where(recorded, held, 0.0)
+
+
+def _rolling_means(series: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
+    """Means of every full ``window``-long run of ``series`` (prefix sums, O(n); ``np.cumsum`` adds in
+    order, as the running prefix of a loop does)."""
+    prefix = np.cumsum(np.concatenate(([0.0], number_array(series))))
+    runs = max(prefix.size - window, 0)
+    return (prefix[window : window + runs] - prefix[:runs]) / window
 
 
 def mean_max_power(power_1hz_w: Sequence[float], duration_s: int) -> float | None:
@@ -78,7 +83,7 @@ def mean_max_power(power_1hz_w: Sequence[float], duration_s: int) -> float | Non
         raise ValueError(f"duration_s must be >= 1, got {duration_s}")
     if len(power_1hz_w) < duration_s:
         return None
-    return max(_rolling_means(power_1hz_w, duration_s))
+    return float(_rolling_means(power_1hz_w, duration_s).max())
 
 
 def power_curve(
@@ -101,7 +106,8 @@ def normalized_power(power_1hz_w: Sequence[float]) -> float | None:
     if len(power_1hz_w) < NP_WINDOW_S:
         return None
     rolling = _rolling_means(power_1hz_w, NP_WINDOW_S)
-    mean_fourth = math.fsum(max(p, 0.0) ** 4 for p in rolling) / len(rolling)
+    # Python's ** (C pow) per value: numpy's power may differ in the last bit.
+    mean_fourth = math.fsum(p**4 for p in np.maximum(rolling, 0.0).tolist()) / rolling.size
     return mean_fourth**0.25
 
 
