@@ -11,6 +11,9 @@ fetch threads wait minutes (or until midnight) for a rate-limit window: see :fun
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import os
 import signal
 import socket
 import sys
@@ -341,9 +344,24 @@ def _user_error(exc: BaseException) -> tuple[BaseException, int] | None:
     return None
 
 
+#: glibc's mallopt parameter for the number of malloc arenas (M_ARENA_MAX in malloc.h).
+_M_ARENA_MAX = -8
+
+
+def _fewer_malloc_arenas() -> None:
+    """Cap glibc's malloc arenas at 2: a backfill's many short-lived threads (stream fetches, Parquet writes)
+    otherwise each grow an arena that is never returned. Measured with ``benchmarks/peers.py --ours-env
+    MALLOC_ARENA_MAX=2``: peak RSS 868 -> 529 MiB (mirror, 100 ms), 1163 -> 596 MiB (full, 0 ms), same wall
+    time. Children (the UI's webserver, daemon, code server) get it through the environment."""
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # not glibc, or not a number
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, int(os.environ["MALLOC_ARENA_MAX"]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     keep_created_files_private()
+    _fewer_malloc_arenas()
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "interruptible", False):

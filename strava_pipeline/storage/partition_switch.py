@@ -185,7 +185,7 @@ class PartitionSwitcher:
         journal_path = self._journal_path(asset, switch_id)
         with self._held(journal_path, journal) as state:
             try:
-                self._stage(asset, switch_id, groups)
+                self._stage(asset, switch_id, groups, entity_key)
                 if days is not None and partition_column is not None:
                     write_atomic(self.store.asset_dir(asset) / SCHEMA_FILENAME, lambda tmp: _write(frame.clear(), tmp))
                 result = self._commit(journal_path, journal, frame, groups, partition_column, days, entity_key, state)
@@ -243,12 +243,14 @@ class PartitionSwitcher:
                 fsync_dir(journal_path.parent)
             os.close(fd)
 
-    def _stage(self, asset: str, switch_id: str, groups: dict[date | None, pl.DataFrame]) -> None:
+    def _stage(
+        self, asset: str, switch_id: str, groups: dict[date | None, pl.DataFrame], entity_key: str | None
+    ) -> None:
         def stage(item: tuple[date | None, pl.DataFrame]) -> None:
             day, part = item
             staged = self._staged(self._final(asset, _key(day)), switch_id)
             try:
-                write_atomic(staged, lambda tmp: _write(part, tmp, switch_id))
+                write_atomic(staged, lambda tmp: _write(part, tmp, switch_id, entity_key))
             except (OSError, pl.exceptions.ComputeError) as exc:  # polars reports ENOSPC as a ComputeError
                 raise PartitionWriteError(
                     f"{asset}: cannot write the Parquet file for {_key(day) or 'the whole table'} under "
@@ -335,7 +337,7 @@ class PartitionSwitcher:
             counts[key] = old.height
             if old.height:
                 staged = self._staged(self._final(journal.asset, key), journal.switch_id)
-                write_atomic(staged, lambda tmp, old=old: _write(old, tmp, journal.switch_id))
+                write_atomic(staged, lambda tmp, old=old: _write(old, tmp, journal.switch_id, entity_key))
             else:
                 journal.removals.append(key)
         return moved
@@ -500,10 +502,13 @@ class PartitionSwitcher:
             if not path.is_file():
                 return 0, None, None
             meta = pq.read_metadata(path)
-            switch = (meta.metadata or {}).get(FOOTER_SWITCH_KEY.encode())
+            footer = meta.metadata or {}
+            switch = footer.get(FOOTER_SWITCH_KEY.encode())
             checksum = None
             if checksum_column and meta.num_rows:
-                checksum = _sum(pl.read_parquet(path, columns=[checksum_column]).get_column(checksum_column).sum())
+                stored = footer.get(_footer_sum_key(checksum_column).encode())
+                checksum = _sum(stored.decode() if stored is not None else  # a file from before footers had sums
+                                pl.read_parquet(path, columns=[checksum_column]).get_column(checksum_column).sum())
             return meta.num_rows, checksum, switch.decode() if switch else None
 
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
@@ -526,9 +531,19 @@ def _sum(value: object) -> int | None:
     return None if value in (None, "") else int(str(value))
 
 
-def _write(frame: pl.DataFrame, path: Path, switch_id: str | None = None) -> None:
-    metadata = {FOOTER_SWITCH_KEY: switch_id} if switch_id else None
-    frame.write_parquet(path, compression="zstd", statistics=True, metadata=metadata)
+def _write(frame: pl.DataFrame, path: Path, switch_id: str | None = None, sum_column: str | None = None) -> None:
+    """Write a Parquet file whose footer names its switch and, for ``sum_column``, the column's sum: what
+    :meth:`PartitionSwitcher.compare` needs, read from the footer alone."""
+    metadata = {}
+    if switch_id:
+        metadata[FOOTER_SWITCH_KEY] = switch_id
+    if sum_column and sum_column in frame.columns:
+        metadata[_footer_sum_key(sum_column)] = str(frame.get_column(sum_column).sum())
+    frame.write_parquet(path, compression="zstd", statistics=True, metadata=metadata or None)
+
+
+def _footer_sum_key(column: str) -> str:
+    return f"strava_pipeline.sum.{column}"
 
 
 def _rewrite(fd: int, journal: _Journal) -> None:

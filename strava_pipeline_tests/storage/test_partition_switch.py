@@ -104,7 +104,7 @@ def run_killed_at(switcher: PartitionSwitcher, step: str, rows: pl.DataFrame, da
                     die()
             ps.fsync_dir = fsync_then_die
         elif step == "mid_stage":             # a staged file half written
-            def half(frame, path, switch_id=None):
+            def half(frame, path, *args):
                 with open(path, "wb") as f:
                     f.write(b"PAR1 half a file")
                 die()

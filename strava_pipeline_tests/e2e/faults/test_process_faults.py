@@ -137,13 +137,13 @@ _DIE_WHILE_WRITING_PARQUET = """
 import os, signal, sys
 from strava_pipeline.storage import partition_switch
 
-def die_halfway(frame, path, switch_id=None):
+def die_halfway(frame, path, *args):
     # The first staged day file of the typed `activities` asset: half a temp file, then SIGKILL (no cleanup).
     if path.parent.parent.name == "activities" and ".staged." in path.name:
         frame.write_parquet(path)
         os.truncate(path, path.stat().st_size // 2)
         os.kill(os.getpid(), signal.SIGKILL)
-    return original(frame, path, switch_id)
+    return original(frame, path, *args)
 
 original = partition_switch._write
 partition_switch._write = die_halfway
