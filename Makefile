@@ -26,8 +26,9 @@ test-fast: $(STAMP)  ## unit tests only: no end-to-end runs (those are marked sl
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)  ## every benchmark script, each printing its figures and a RESULT line
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'  # the peers benchmarks/peers.py runs
 	for script in benchmarks/[a-z]*.py; do \
-		case $$script in benchmarks/pipeline_env.py) continue;; esac; \
+		case $$script in benchmarks/pipeline_env.py|benchmarks/peer_*.py|benchmarks/profile_summary.py|benchmarks/rss_peaks.py) continue;; esac; \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done
 
