@@ -44,6 +44,30 @@ def remove_day(path: Path) -> None:
         path.parent.rmdir()
 
 
+def rows_by_day(
+    asset: str, frame: pl.DataFrame, partition_column: str, days: Sequence[date]
+) -> dict[date, pl.DataFrame]:
+    """``frame``'s rows per day (days without rows absent). Rows of a day not in ``days`` are a bug in the
+    caller (they would be silently dropped), so they raise ``ValueError`` before anything is written."""
+    if partition_column not in frame.columns:
+        raise ValueError(f"{asset}: partition column {partition_column!r} not in frame columns {frame.columns}")
+    if frame.schema[partition_column] != pl.Date:
+        raise TypeError(
+            f"{asset}: partition column {partition_column!r} must be pl.Date, got {frame.schema[partition_column]}"
+        )
+    stray = frame.filter(~pl.col(partition_column).is_in(list(days)) | pl.col(partition_column).is_null())
+    if stray.height:
+        found = sorted(map(str, stray.get_column(partition_column).unique().to_list()))
+        raise ValueError(
+            f"{asset}: {stray.height} rows have {partition_column} outside the partitions being written "
+            f"{[d.isoformat() for d in sorted(days)]}: {found[:10]}"
+        )
+    if not frame.height:
+        return {}
+    parts = frame.partition_by(partition_column, as_dict=True, maintain_order=True)
+    return {day: part for (day,), part in parts.items()}
+
+
 class ParquetStore:
     """Parquet files for every asset under one root directory."""
 
@@ -70,24 +94,8 @@ class ParquetStore:
         are a bug in the caller (they would be silently dropped), so they raise ``ValueError`` before
         anything is written.
         """
-        if partition_column not in frame.columns:
-            raise ValueError(f"{asset}: partition column {partition_column!r} not in frame columns {frame.columns}")
-        if frame.schema[partition_column] != pl.Date:
-            raise TypeError(
-                f"{asset}: partition column {partition_column!r} must be pl.Date, got {frame.schema[partition_column]}"
-            )
         days = sorted(set(partitions))
-        stray = frame.filter(~pl.col(partition_column).is_in(days) | pl.col(partition_column).is_null())
-        if stray.height:
-            found = sorted(map(str, stray.get_column(partition_column).unique().to_list()))
-            raise ValueError(
-                f"{asset}: {stray.height} rows have {partition_column} outside the partitions being written "
-                f"{[d.isoformat() for d in days]}: {found[:10]}"
-            )
-        groups: dict[date, pl.DataFrame] = {}
-        if frame.height:
-            for (day,), part in frame.partition_by(partition_column, as_dict=True, maintain_order=True).items():
-                groups[day] = part
+        groups = rows_by_day(asset, frame, partition_column, days)
         _atomic_write(frame.clear(), self.asset_dir(asset) / SCHEMA_FILENAME)
         for day in days:
             if day not in groups:

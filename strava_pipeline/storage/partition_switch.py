@@ -55,6 +55,7 @@ from strava_pipeline.storage.parquet_store import (
     SCHEMA_FILENAME,
     ParquetStore,
     remove_day,
+    rows_by_day,
 )
 from strava_pipeline.storage.postgres_writer import PartitionWriteError, replace_partitions
 
@@ -206,25 +207,9 @@ class PartitionSwitcher:
     ) -> dict[date | None, pl.DataFrame]:
         if days is None:
             return {None: frame}
-        if partition_column is None or partition_column not in frame.columns:
-            raise ValueError(f"{asset}: partition column {partition_column!r} not in frame columns {frame.columns}")
-        if frame.schema[partition_column] != pl.Date:
-            raise TypeError(
-                f"{asset}: partition column {partition_column!r} must be pl.Date, got {frame.schema[partition_column]}"
-            )
-        stray = frame.filter(~pl.col(partition_column).is_in(days) | pl.col(partition_column).is_null())
-        if stray.height:
-            found = sorted(map(str, stray.get_column(partition_column).unique().to_list()))
-            raise ValueError(
-                f"{asset}: {stray.height} rows have {partition_column} outside the partitions being written "
-                f"{[d.isoformat() for d in days]}: {found[:10]}"
-            )
-        if not frame.height:
-            return {}
-        return {
-            day: part
-            for (day,), part in frame.partition_by(partition_column, as_dict=True, maintain_order=True).items()
-        }
+        if partition_column is None:
+            raise ValueError(f"{asset}: a partitioned write needs its partition column")
+        return dict(rows_by_day(asset, frame, partition_column, days))
 
     @contextlib.contextmanager
     def _held(self, journal_path: Path, journal: _Journal) -> Iterator[dict[str, bool]]:
