@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -33,7 +31,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from strava_pipeline.storage.files import PRIVATE_FILE_MODE, write_atomic
+from strava_pipeline.storage.files import PRIVATE_FILE_MODE, create_private_file, tighten_to_private, write_atomic
 
 from .errors import RECONNECT_HINT, FitTrackeeAuthError, FitTrackeeError
 
@@ -111,16 +109,6 @@ class FitTrackeeTokens:
                    username=previous.username if previous else None)
 
 
-def _tighten_mode(path: Path) -> None:
-    """Make an existing credentials file 0600 if group or others may read or write it."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return
-    if mode & 0o077:
-        os.chmod(path, PRIVATE_FILE_MODE)
-
-
 class FitTrackeeTokenStore:
     """The FitTrackee section of the token store, for one instance and OAuth2 app (``client_id``)."""
 
@@ -131,23 +119,12 @@ class FitTrackeeTokenStore:
         self._lock_timeout = lock_timeout
         self._thread_lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._ensure_lock_file()
-        _tighten_mode(self.path)
+        create_private_file(self.lock_path)
+        tighten_to_private(self.path)
         self._file_lock = FileLock(str(self.lock_path), mode=PRIVATE_FILE_MODE, thread_local=False)
 
     def __repr__(self) -> str:
         return f"FitTrackeeTokenStore(path={str(self.path)!r}, key={self.key!r})"
-
-    def _ensure_lock_file(self) -> None:
-        try:
-            fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-        except FileExistsError:
-            _tighten_mode(self.lock_path)
-        else:
-            try:
-                os.fchmod(fd, PRIVATE_FILE_MODE)
-            finally:
-                os.close(fd)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -168,7 +145,7 @@ class FitTrackeeTokenStore:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return {"format": FORMAT, "clients": {}}
-        _tighten_mode(self.path)
+        tighten_to_private(self.path)
         try:
             doc = json.loads(raw)
         except ValueError:

@@ -10,13 +10,17 @@ nothing that is read as data.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "TMP_SUFFIX", "fsync_dir", "keep_created_files_private",
-           "write_atomic"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "TMP_SUFFIX", "create_private_file", "fsync_dir",
+           "keep_created_files_private", "tighten_to_private", "write_atomic"]
 
 #: The athlete's data is private: files readable and writable by their owner only.
 PRIVATE_FILE_MODE = 0o600
@@ -34,6 +38,31 @@ def keep_created_files_private() -> None:
     writes, but folders made with ``parents=True``, Dagster's storage and libraries' files follow the umask.
     """
     os.umask(PRIVATE_UMASK)
+
+
+def tighten_to_private(path: Path) -> None:
+    """Make an existing file 0600 if group or others may read or write it (a credentials file copied with
+    the wrong mode, or made by an older version); warns, naming the file, when it does."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        logger.warning("tightening permissions of %s to 0600 (it was %o)", path, mode)
+        os.chmod(path, PRIVATE_FILE_MODE)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 whatever the umask, or tighten it if it exists (e.g. a lock file)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        tighten_to_private(path)
+    else:
+        try:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+        finally:
+            os.close(fd)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -26,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -38,7 +36,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from strava_pipeline.storage.files import PRIVATE_FILE_MODE, write_atomic
+from strava_pipeline.storage.files import PRIVATE_FILE_MODE, create_private_file, tighten_to_private, write_atomic
 
 from .errors import RECONNECT_HINT, StravaAuthError, StravaError
 
@@ -158,17 +156,6 @@ def _redact(secret: str) -> str:
     return "''" if not secret else "'***'"
 
 
-def _tighten_mode(path: Path) -> None:
-    """Make an existing credentials file 0600 if it is readable/writable by group or others."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        logger.warning("tightening permissions of %s to 0600 (it was %o)", path, stat.S_IMODE(st.st_mode))
-        os.chmod(path, PRIVATE_FILE_MODE)
-
-
 class TokenStore:
     """A 0600 JSON file holding OAuth tokens (and the last seen API usage) per Strava application.
 
@@ -195,26 +182,14 @@ class TokenStore:
         self._thread_lock = threading.RLock()
         self._lock_timeout = lock_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._ensure_lock_file()
-        _tighten_mode(self.path)
+        create_private_file(self.lock_path)
+        tighten_to_private(self.path)
         # thread_local=False: our RLock already admits one thread at a time, and reentrancy must work across
         # the nested lock()/save() calls of that thread.
         self._file_lock = FileLock(str(self.lock_path), mode=PRIVATE_FILE_MODE, thread_local=False)
 
     def __repr__(self) -> str:
         return f"TokenStore(path={str(self.path)!r}, client={self.client_key!r})"
-
-    def _ensure_lock_file(self) -> None:
-        """Create the lock file 0600 ourselves (umask-proof), or tighten an existing one."""
-        try:
-            fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-        except FileExistsError:
-            _tighten_mode(self.lock_path)
-        else:
-            try:
-                os.fchmod(fd, PRIVATE_FILE_MODE)
-            finally:
-                os.close(fd)
 
     # -- locking ---------------------------------------------------------------------------------------------
 
@@ -244,7 +219,7 @@ class TokenStore:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return {"format": FORMAT, "clients": {}}
-        _tighten_mode(self.path)
+        tighten_to_private(self.path)
         try:
             doc = json.loads(raw)
         except ValueError:
