@@ -3,6 +3,7 @@ pipeline harness wired to a real simulator over HTTP."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -20,6 +21,16 @@ from strava_pipeline.settings import Settings
 from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
 from strava_pipeline.storage.databases import create_database, drop_database
 from strava_pipeline.storage.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
+
+
+@pytest.fixture(autouse=True)
+def _restore_umask() -> Iterator[None]:
+    """Give every test the umask the session started with: the CLI and ``strava_pipeline.definitions`` set
+    the process umask to 077 (the product's privacy), which must not leak into the tests that follow."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    yield
+    os.umask(umask)
 
 
 def _make_data_dir() -> Path:

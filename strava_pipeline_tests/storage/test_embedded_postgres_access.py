@@ -150,13 +150,15 @@ def test_a_cluster_the_wheel_initialised_as_root_is_taken_over(pg_data_dir: Path
                     "the old wheel could only have initialised a data dir after opening those folders")
     data_dir = pg_data_dir / "legacy"
     data_dir.mkdir()
-    os.chmod(pg_data_dir, 0o755)  # the wheel made every parent traversable
+    for folder in (pg_data_dir, data_dir):  # the wheel made every parent traversable, whatever the umask
+        os.chmod(folder, 0o755)
     (data_dir / "postgres").mkdir()
     os.chown(data_dir / "postgres", legacy.pw_uid, legacy.pw_gid)
-    subprocess.run([str(bin_dir / "initdb"), "-D", str(data_dir / "postgres"), "--auth=trust", "--auth-local=trust",
-                    "--encoding=utf8", "-U", "postgres"],
-                   user=legacy.pw_uid, group=legacy.pw_gid, extra_groups=[], cwd="/", check=True,
-                   capture_output=True)
+    initdb = subprocess.run([str(bin_dir / "initdb"), "-D", str(data_dir / "postgres"), "--auth=trust",
+                             "--auth-local=trust", "--encoding=utf8", "-U", "postgres"],
+                            user=legacy.pw_uid, group=legacy.pw_gid, extra_groups=[], cwd="/", check=False,
+                            capture_output=True, text=True)
+    assert initdb.returncode == 0, initdb.stderr
     with start_embedded_postgres(data_dir) as server, psycopg.connect(server.url) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
         methods = {row[0] for row in conn.execute("SELECT auth_method FROM pg_hba_file_rules")}

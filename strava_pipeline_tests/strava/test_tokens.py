@@ -102,7 +102,7 @@ def test_failed_replace_cleans_up_and_raises(store_path: Path, monkeypatch: pyte
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("strava_pipeline.strava.tokens.os.replace", boom)
+    monkeypatch.setattr("strava_pipeline.storage.files.os.replace", boom)  # the token store writes through it
     with pytest.raises(OSError):
         store.save(TOKENS.with_updates(refresh_token="lost"))
     monkeypatch.undo()
@@ -199,7 +199,7 @@ def test_two_processes_needing_a_refresh_cause_one_refresh(tmp_path: Path, mini_
         barrier = manager.Barrier(2)
         args = (mini_strava.base_url, str(store_path), str(tmp_path / "rate.json"), barrier)
         with ctx.Pool(2) as pool:
-            results = pool.map(_refresh_and_fetch, [args, args])
+            results = pool.map_async(_refresh_and_fetch, [args, args]).get(timeout=120)  # a dead worker fails fast
     assert results == [42, 42]
     assert mini_strava.token_calls == 1, mini_strava.log  # the second process adopted the first's token
     stored = TokenStore(store_path).load()
