@@ -23,6 +23,7 @@ import dagster as dg
 import sqlalchemy.exc
 
 from strava_pipeline.cli.stale_runs import fail_killed_runs, install_slot_wait_reporting
+from strava_pipeline.defs import commit_dagster_bookkeeping_lazily
 from strava_pipeline.defs.resources import STRAVA_API_POOL
 from strava_pipeline.settings import Settings
 from strava_pipeline.storage.databases import DATABASE_URL_ENV, normalize_database_url
@@ -40,12 +41,14 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
 
     The storages keep their connections open for the life of the command (Dagster's PostgreSQL
     storages otherwise open a connection per event: about 10 ms each, thousands of times in a backfill).
-    No statement timeout: a run's own writes may legitimately take long.
+    No statement timeout: a run's own writes may legitimately take long. Dagster's commits do not wait
+    for the disk (see ``defs.bookkeeping``); the athlete's data is committed durably as ever.
 
     Runs left in flight by a killed process are failed here and their Strava API slot freed (see
     ``stale_runs``): nothing else would, and every later run would wait for that slot forever.
     """
     install_slot_wait_reporting()
+    commit_dagster_bookkeeping_lazily()
     with dg.DagsterInstance.get() as instance:
         instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
         _create_api_pool(instance)
