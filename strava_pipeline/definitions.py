@@ -4,9 +4,9 @@ A leaf: importing it reads the environment (and ``.env``) and builds the definit
 imports it; code that needs definitions calls ``strava_pipeline.defs.build_definitions`` with its settings.
 """
 
-from strava_pipeline.defs import build_definitions, commit_dagster_bookkeeping_lazily, keep_created_files_private
+from strava_pipeline.defs import build_definitions, keep_created_files_private, lighten_dagster_bookkeeping
 from strava_pipeline.settings import Settings
 
 keep_created_files_private()  # the webserver, daemon and run processes write the athlete's data too
-commit_dagster_bookkeeping_lazily()  # run processes record thousands of per-day check results
+lighten_dagster_bookkeeping()  # run processes record thousands of per-day check results
 defs = build_definitions(Settings.from_env())

@@ -23,7 +23,7 @@ import dagster as dg
 import sqlalchemy.exc
 
 from strava_pipeline.cli.stale_runs import fail_killed_runs, install_slot_wait_reporting
-from strava_pipeline.defs import commit_dagster_bookkeeping_lazily
+from strava_pipeline.defs import lighten_dagster_bookkeeping
 from strava_pipeline.defs.resources import STRAVA_API_POOL
 from strava_pipeline.settings import Settings
 from strava_pipeline.storage.databases import DATABASE_URL_ENV, normalize_database_url
@@ -48,7 +48,7 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
     ``stale_runs``): nothing else would, and every later run would wait for that slot forever.
     """
     install_slot_wait_reporting()
-    commit_dagster_bookkeeping_lazily()
+    lighten_dagster_bookkeeping()
     with dg.DagsterInstance.get() as instance:
         instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
         _create_api_pool(instance)

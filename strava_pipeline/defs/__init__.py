@@ -18,7 +18,7 @@ from strava_pipeline.defs.automation import (
     build_new_activity_sensor,
     build_sync_job,
 )
-from strava_pipeline.defs.bookkeeping import commit_dagster_bookkeeping_lazily
+from strava_pipeline.defs.bookkeeping import lighten_dagster_bookkeeping
 from strava_pipeline.defs.checks import build_checks
 from strava_pipeline.defs.io_manager import WarehouseIOManager
 from strava_pipeline.defs.partitions import daily_partitions
@@ -28,7 +28,7 @@ from strava_pipeline.settings import Settings
 from strava_pipeline.storage.files import keep_created_files_private
 from strava_pipeline.transforms.sport_filter import parse_sport_types
 
-__all__ = ["build_definitions", "build_resources", "commit_dagster_bookkeeping_lazily", "keep_created_files_private"]
+__all__ = ["build_definitions", "build_resources", "keep_created_files_private", "lighten_dagster_bookkeeping"]
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

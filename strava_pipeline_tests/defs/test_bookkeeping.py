@@ -1,7 +1,9 @@
 """Dagster's bookkeeping commits without waiting for the disk; the athlete's data still commits durably."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -27,3 +29,47 @@ def test_dagster_storage_commits_lazily_keeping_the_users_options_and_data_conne
     with connect(url) as conn:  # how the pipeline writes its partitions
         assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
         assert conn.execute("SHOW work_mem").fetchone() == ("5MB",)
+
+
+def test_check_results_are_stored_with_one_catalogue_question_per_storage(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster asked the catalogue whether its checks and tags tables exist before storing each check result
+    and each materialisation; they are still all stored."""
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home(tmp_path / "dagster_home")))
+    monkeypatch.setenv(DATABASE_URL_ENV, pg_url)
+    monkeypatch.setenv("STRAVA_PIPELINE_DAGSTER_DIR", str(tmp_path / "dagster"))
+    monkeypatch.setenv("STRAVA_PIPELINE_DAGSTER_LOGS_DIR", str(tmp_path / "dagster" / "logs"))
+    days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-31")
+
+    @dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+    def daily() -> None:
+        return None
+
+    @dg.asset_check(asset=daily, partitions_def=days)
+    def per_day(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
+        for key in context.partition_keys:
+            yield dg.AssetCheckEvaluation(asset_key=daily.key, check_name="per_day", passed=True, partition=key)
+        yield dg.Output(None)
+
+    questions: list[str] = []
+
+    def ask(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "pg_class" in statement:  # the catalogue query behind has_table
+            questions.append(str(parameters))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", ask)
+    try:
+        with dagster_instance() as instance:
+            questions.clear()  # the instance's own start-up asks about each table once
+            result = dg.materialize([daily, per_day], instance=instance, tags={
+                "dagster/asset_partition_range_start": "2026-01-01",
+                "dagster/asset_partition_range_end": "2026-01-30"})
+            records = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(daily.key, "per_day"), limit=100)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", ask)
+    assert result.success and len(result.get_asset_check_evaluations()) == 30
+    assert len(records) == 30 and {r.status.value for r in records} == {"SUCCEEDED"}
+    asked = [q for q in questions if "asset_check_executions" in q or "asset_event_tags" in q]
+    assert len(asked) <= 2, asked  # 30 check results and 30 materialisations asked 60 times
