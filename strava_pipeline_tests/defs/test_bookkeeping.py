@@ -31,6 +31,7 @@ def test_dagster_storage_commits_lazily_keeping_the_users_options_and_data_conne
         assert conn.execute("SHOW work_mem").fetchone() == ("5MB",)
 
 
+@pytest.mark.filterwarnings("ignore::dagster.BetaWarning", "ignore::dagster.PreviewWarning")
 def test_check_results_are_stored_with_one_catalogue_question_per_storage(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
