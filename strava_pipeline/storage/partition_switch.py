@@ -57,7 +57,7 @@ from strava_pipeline.storage.parquet_store import (
     remove_day,
     rows_by_day,
 )
-from strava_pipeline.storage.postgres_writer import PartitionWriteError, replace_partitions
+from strava_pipeline.storage.postgres_writer import PartitionWriteError, lock_days, replace_partitions
 
 __all__ = [
     "FOOTER_SWITCH_KEY",
@@ -308,8 +308,7 @@ class PartitionSwitcher:
         moved = {day: int(n) for day, n in rows}
         if not moved:
             return {}
-        for day in sorted(moved):  # after the run's own days: a fixed order within each writer
-            _advisory(conn, oid, day)
+        lock_days(conn, "pg_advisory_lock", oid, sorted(moved))  # after the run's own days: a fixed order
         conn.execute(
             sql.SQL("DELETE FROM {t} WHERE {k} = ANY(%s) AND NOT ({p} = ANY(%s))").format(t=table, k=entity, p=part),
             (keys, days),
@@ -557,11 +556,6 @@ def _table_oid(conn: psycopg.Connection[Any], table: str) -> int:
     return int(row[0])
 
 
-def _advisory(conn: psycopg.Connection[Any], oid: int, day: date) -> None:
-    key1 = oid - 2**32 if oid >= 2**31 else oid  # the two-key form takes int4 keys
-    conn.execute("SELECT pg_advisory_lock(%s::int4, %s::int4)", (key1, day.toordinal()))
-
-
 def _lock_partitions(conn: psycopg.Connection[Any], table: str, days: list[date] | None) -> int:
     """Session locks on the partitions (the same keys ``replace_partitions`` takes for its transaction),
     held until the connection closes: through the renames that follow the commit."""
@@ -569,6 +563,5 @@ def _lock_partitions(conn: psycopg.Connection[Any], table: str, days: list[date]
     if days is None:
         conn.execute("SELECT pg_advisory_lock(%s::int8)", (oid,))
     else:
-        for day in days:  # sorted: fixed lock order
-            _advisory(conn, oid, day)
+        lock_days(conn, "pg_advisory_lock", oid, days)
     return oid

@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pgpq
 import pgpq.encoders
@@ -43,6 +43,7 @@ __all__ = [
     "PgType",
     "TableColumn",
     "UnsupportedTypeError",
+    "lock_days",
     "replace_partitions",
     "table_columns",
 ]
@@ -299,9 +300,16 @@ def _lock(conn: psycopg.Connection, table_oid: int, days: list[date] | None) -> 
         conn.execute("SELECT pg_advisory_xact_lock(%s::int8)", (table_oid,))
         return
     conn.execute("SELECT pg_advisory_xact_lock_shared(%s::int8)", (table_oid,))
-    key1 = table_oid - 2**32 if table_oid >= 2**31 else table_oid  # two-key form takes int4 keys
-    for day in days:  # sorted: fixed lock order
-        conn.execute("SELECT pg_advisory_xact_lock(%s::int4, %s::int4)", (key1, day.toordinal()))
+    lock_days(conn, "pg_advisory_xact_lock", table_oid, days)
+
+
+def lock_days(conn: psycopg.Connection[Any], function: str, table_oid: int, days: Sequence[date]) -> None:
+    """Take the advisory lock ``function`` (session or transaction) on each day of ``table_oid``, in date
+    order (a fixed order: two writers never deadlock), in one statement: a year of days was 366 round trips.
+    PostgreSQL evaluates a volatile function of the select list after the ORDER BY, so the order holds."""
+    key1 = table_oid - 2**32 if table_oid >= 2**31 else table_oid  # the two-key form takes int4 keys
+    statement = sql.SQL("SELECT {}(%s::int4, day) FROM unnest(%s::int4[]) AS day ORDER BY day")
+    conn.execute(statement.format(sql.Identifier(function)), (key1, [d.toordinal() for d in days])).fetchall()
 
 
 def _copy(

@@ -14,7 +14,12 @@ import polars as pl
 import psycopg
 import pytest
 
-from strava_pipeline.storage.postgres_writer import PartitionWriteError, UnsupportedTypeError, replace_partitions
+from strava_pipeline.storage.postgres_writer import (
+    PartitionWriteError,
+    UnsupportedTypeError,
+    lock_days,
+    replace_partitions,
+)
 
 D1, D2, D3 = date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)
 NASTY = "'); DROP TABLE x; --"
@@ -372,3 +377,29 @@ def test_connection_killed_mid_copy_leaves_old_rows(pg_url: str) -> None:
     assert "k" in str(outcome[0]) and "2024-05-01" in str(outcome[0])
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*), min(s), max(s) FROM k").fetchone() == (10, "old", "old")
+
+
+def test_lock_days_holds_every_day_of_the_table_in_one_statement(pg_url: str) -> None:
+    """Each day's lock is taken (a year of days was one round trip each); other days and tables stay free."""
+    days = [D3, D1, D2]  # any order in, date order inside
+    with psycopg.connect(pg_url, autocommit=True) as holder, psycopg.connect(pg_url, autocommit=True) as other:
+        statements: list[str] = []
+        original = holder.execute
+
+        def counted(query, params=None, **kwargs):  # type: ignore[no-untyped-def]
+            statements.append(str(query))
+            return original(query, params, **kwargs)
+
+        holder.execute = counted  # type: ignore[method-assign]
+        lock_days(holder, "pg_advisory_lock", 4242, days)
+        assert len(statements) == 1
+        free = "SELECT pg_try_advisory_lock(%s::int4, %s::int4)"
+        for day in days:
+            assert other.execute(free, (4242, day.toordinal())).fetchone() == (False,)
+        assert other.execute(free, (4242, D3.toordinal() + 1)).fetchone() == (True,)
+        assert other.execute(free, (4243, D1.toordinal())).fetchone() == (True,)
+        other.execute("SELECT pg_advisory_unlock_all()")
+        holder.execute = original  # type: ignore[method-assign]
+        holder.execute("SELECT pg_advisory_unlock_all()")
+        for day in days:
+            assert other.execute(free, (4242, day.toordinal())).fetchone() == (True,)
