@@ -272,15 +272,36 @@ CHECKS: tuple[tuple[str, Rule], ...] = (
 WARNING_ONLY = {"export_files_readable", "summaries_storable"}
 
 
+_Judged = dict[str, AssetCheckEvaluationTargetMaterializationData]
+#: The run whose lookups ``judged_materializations`` remembers, and those lookups.
+_judged_in_run: dict[str, dict[tuple[dg.AssetKey, tuple[str, ...]], _Judged]] = {}
+
+
 def judged_materializations(
-    instance: dg.DagsterInstance, asset: dg.AssetKey, partition_keys: Sequence[str]
+    context: dg.AssetCheckExecutionContext, asset: dg.AssetKey, partition_keys: Sequence[str]
 ) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
     """The latest materialisation of each partition, which its evaluation names: the UI shows a partition's
     check status only while it names the partition's latest materialisation (a newer one clears it).
 
     Two queries for the whole run (latest event id per partition, then those events), where Dagster's own
-    ``AssetCheckResult`` looks up each partition separately.
+    ``AssetCheckResult`` looks up each partition separately; and once per asset and run, not per check (the
+    asset's checks run after it, so its latest materialisations are the same for each; a year of them took
+    80 ms to fetch and decode).
     """
+    run_id = context.run.run_id
+    remembered = _judged_in_run.setdefault(run_id, {})
+    if len(_judged_in_run) > 1:  # only the current run's lookups are kept
+        for other in [r for r in _judged_in_run if r != run_id]:
+            del _judged_in_run[other]
+    key = (asset, tuple(partition_keys))
+    if key not in remembered:
+        remembered[key] = _latest_materializations(context.instance, asset, partition_keys)
+    return remembered[key]
+
+
+def _latest_materializations(
+    instance: dg.DagsterInstance, asset: dg.AssetKey, partition_keys: Sequence[str]
+) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
     latest = instance.get_latest_storage_id_by_partition(
         asset, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partition_keys)
     )
@@ -324,7 +345,7 @@ def _partitioned_check(asset: str, rule: Rule, partitions: dg.PartitionsDefiniti
         keys = list(context.partition_keys)
         sports = {"sport_types": sport_filter.selected()} if "sport_types" in inspect.signature(rule).parameters else {}
         verdicts = rule(landed, [date.fromisoformat(k) for k in keys], **sports)
-        judged = judged_materializations(context.instance, key, keys)
+        judged = judged_materializations(context, key, keys)
         for partition in keys:
             verdict = verdicts[date.fromisoformat(partition)]
             yield dg.AssetCheckEvaluation(
@@ -376,7 +397,7 @@ def _stores_agree_check(asset: str, partitions: dg.PartitionsDefinition) -> dg.A
                 checksum_column=ENTITY_KEY,
             )
         }
-        judged = judged_materializations(context.instance, key, keys)
+        judged = judged_materializations(context, key, keys)
         for partition in keys:
             problem = problems.get(partition)
             yield dg.AssetCheckEvaluation(

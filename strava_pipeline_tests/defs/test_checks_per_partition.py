@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from strava_pipeline.defs import build_definitions
 from strava_pipeline.defs._dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -69,7 +70,7 @@ def _run_checks(settings: Settings, instance: dg.DagsterInstance) -> dg.ExecuteI
 
 
 def test_a_year_long_run_judges_every_day_on_its_own_and_reads_the_year_once(
-    tmp_path: Path, dagster_instance: dg.DagsterInstance
+    tmp_path: Path, dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = _settings(tmp_path)
     store = ParquetStore(settings.parquet_dir)
@@ -81,7 +82,12 @@ def test_a_year_long_run_judges_every_day_on_its_own_and_reads_the_year_once(
                            partitions=[bad_day])
 
     READS.clear()
+    lookups: list[str] = []  # the latest materialisation of each day: once per asset and run, not per check
+    latest = dagster_instance.get_latest_storage_id_by_partition
+    monkeypatch.setattr(dagster_instance, "get_latest_storage_id_by_partition",
+                        lambda key, *a, **k: lookups.append(key.to_user_string()) or latest(key, *a, **k))
     result = _run_checks(settings, dagster_instance)
+    assert lookups == ["activities"]
 
     assert not result.success  # both checks block
     for name in CHECKS:
