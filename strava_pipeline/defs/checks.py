@@ -288,11 +288,10 @@ def judged_materializations(
     asset's checks run after it, so its latest materialisations are the same for each; a year of them took
     80 ms to fetch and decode).
     """
-    run_id = context.run.run_id
-    remembered = _judged_in_run.setdefault(run_id, {})
-    if len(_judged_in_run) > 1:  # only the current run's lookups are kept
-        for other in [r for r in _judged_in_run if r != run_id]:
-            del _judged_in_run[other]
+    remembered = _judged_in_run.get(context.run.run_id)
+    if remembered is None:  # a new run: only its lookups are kept
+        _judged_in_run.clear()
+        remembered = _judged_in_run[context.run.run_id] = {}
     key = (asset, tuple(partition_keys))
     if key not in remembered:
         remembered[key] = _latest_materializations(context.instance, asset, partition_keys)
