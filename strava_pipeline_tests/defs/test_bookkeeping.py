@@ -1,6 +1,6 @@
 """Dagster's bookkeeping commits without waiting for the disk; the athlete's data still commits durably."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -12,14 +12,24 @@ from strava_pipeline.storage.databases import DATABASE_URL_ENV, connect
 from strava_pipeline_tests.instance import dagster_home
 
 
+@pytest.fixture
+def instance_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Point the CLI's ``dagster_instance`` at a fresh Dagster home whose storage is the given database."""
+
+    def point_at(database_url: str) -> None:
+        monkeypatch.setenv("DAGSTER_HOME", str(dagster_home(tmp_path / "dagster_home")))
+        monkeypatch.setenv(DATABASE_URL_ENV, database_url)
+        monkeypatch.setenv("STRAVA_PIPELINE_DAGSTER_DIR", str(tmp_path / "dagster"))
+        monkeypatch.setenv("STRAVA_PIPELINE_DAGSTER_LOGS_DIR", str(tmp_path / "dagster" / "logs"))
+
+    return point_at
+
+
 def test_dagster_storage_commits_lazily_keeping_the_users_options_and_data_connections_commit_durably(
-    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, instance_env: Callable[[str], None]
 ) -> None:
     url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-c%20work_mem%3D5MB"  # the user's own option
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home(tmp_path / "dagster_home")))
-    monkeypatch.setenv(DATABASE_URL_ENV, url)
-    monkeypatch.setenv("STRAVA_PIPELINE_DAGSTER_DIR", str(tmp_path / "dagster"))
-    monkeypatch.setenv("STRAVA_PIPELINE_DAGSTER_LOGS_DIR", str(tmp_path / "dagster" / "logs"))
+    instance_env(url)
     with dagster_instance() as instance:
         event_log, runs = instance.event_log_storage, instance.run_storage
         for storage, connection in ((event_log, event_log.index_connection), (runs, runs.connect)):  # type: ignore[attr-defined]
@@ -33,14 +43,11 @@ def test_dagster_storage_commits_lazily_keeping_the_users_options_and_data_conne
 
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning", "ignore::dagster.PreviewWarning")
 def test_check_results_are_stored_with_one_catalogue_question_per_storage(
-    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, instance_env: Callable[[str], None]
 ) -> None:
     """Dagster asked the catalogue whether its checks and tags tables exist before storing each check result
     and each materialisation; they are still all stored."""
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home(tmp_path / "dagster_home")))
-    monkeypatch.setenv(DATABASE_URL_ENV, pg_url)
-    monkeypatch.setenv("STRAVA_PIPELINE_DAGSTER_DIR", str(tmp_path / "dagster"))
-    monkeypatch.setenv("STRAVA_PIPELINE_DAGSTER_LOGS_DIR", str(tmp_path / "dagster" / "logs"))
+    instance_env(pg_url)
     days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-31")
 
     @dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
