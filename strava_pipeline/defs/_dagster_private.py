@@ -13,8 +13,13 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 # The type ``define_asset_job`` returns, for annotations of the schedule and sensor builders.
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+# The event log's tables and row layout, to store a run's per-day check results in bulk
+# (``defs.check_result_batches``): Dagster's PostgreSQL event log stores each with its own statements.
+from dagster._core.errors import DagsterInvariantViolationError
+
 # The event type that carries a run's process id (RUN_START), to tell a killed run from a live one.
 from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
 
 # How an in-process step waits for a concurrency-pool slot: patched so it sleeps between claims and says
 # who holds the slot (Dagster 1.13 polls without sleeping and logs the wait at DEBUG only).
@@ -27,14 +32,27 @@ from dagster._core.remote_origin import (
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
 )
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 
 # The run tags that make one run cover a range of daily partitions (what the UI's backfills set).
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 __all__ = [
-    "ASSET_PARTITION_RANGE_END_TAG", "ASSET_PARTITION_RANGE_START_TAG", "AssetCheckEvaluationTargetMaterializationData",
+    "ASSET_PARTITION_RANGE_END_TAG",
+    "ASSET_PARTITION_RANGE_START_TAG",
+    "AssetCheckEvaluationTargetMaterializationData",
+    "AssetCheckExecutionRecordStatus",
+    "AssetCheckExecutionsTable",
     "DagsterEventType",
-    "InstanceConcurrencyContext", "LoadableTargetOrigin", "ManagedGrpcPythonEnvCodeLocationOrigin", "RemoteJobOrigin",
-    "RemoteRepositoryOrigin", "UnresolvedAssetJobDefinition",
+    "DagsterInvariantViolationError",
+    "EventLogEntry",
+    "InstanceConcurrencyContext",
+    "LoadableTargetOrigin",
+    "ManagedGrpcPythonEnvCodeLocationOrigin",
+    "RemoteJobOrigin",
+    "RemoteRepositoryOrigin",
+    "SqlEventLogStorageTable",
+    "UnresolvedAssetJobDefinition",
 ]

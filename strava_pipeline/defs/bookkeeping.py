@@ -29,6 +29,8 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, Engine
 
+from strava_pipeline.defs.check_result_batches import batch_check_results
+
 #: The option added to each connection Dagster opens to PostgreSQL.
 LAZY_COMMIT_OPTION = "-c synchronous_commit=off"
 
@@ -55,8 +57,9 @@ def _has_table(storage: PostgresEventLogStorage, table_name: str) -> bool:
 
 def lighten_dagster_bookkeeping() -> None:
     """From now on in this process, every PostgreSQL connection SQLAlchemy opens commits asynchronously and
-    Dagster's PostgreSQL event logs remember which of their tables exist. Idempotent; call before the
-    Dagster instance is created."""
+    Dagster's PostgreSQL event logs remember which of their tables exist and store per-day check results in
+    bulk (``check_result_batches``). Idempotent; call before the Dagster instance is created."""
     if not event.contains(Engine, "do_connect", _lazy_commits):
         event.listen(Engine, "do_connect", _lazy_commits)
     PostgresEventLogStorage.has_table = _has_table  # type: ignore[method-assign]
+    batch_check_results()

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from strava_pipeline.cli.runtime import dagster_instance
+from strava_pipeline.defs import check_result_batches
 from strava_pipeline.storage.databases import DATABASE_URL_ENV, connect
 from strava_pipeline_tests.instance import dagster_home
 
@@ -81,3 +82,64 @@ def test_check_results_are_stored_with_one_catalogue_question_per_storage(
     assert len(records) == 30 and {r.status.value for r in records} == {"SUCCEEDED"}
     asked = [q for q in questions if "asset_check_executions" in q or "asset_event_tags" in q]
     assert len(asked) <= 2, asked  # 30 check results and 30 materialisations asked 60 times
+
+
+@pytest.mark.filterwarnings("ignore::dagster.BetaWarning", "ignore::dagster.PreviewWarning")
+@pytest.mark.parametrize("batch_limit", [1000, 7])
+def test_per_day_check_results_are_stored_in_bulk_each_as_dagster_records_it(
+    pg_url: str, instance_env: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, batch_limit: int
+) -> None:
+    """A run's 30 per-day results are written by a few statements (one per ``BATCH_LIMIT``, not one per day),
+    and each lands as Dagster would store it: its event in the run's log, in order, before the step's success,
+    and its execution row holding that event and the day's verdict."""
+    monkeypatch.setattr(check_result_batches, "BATCH_LIMIT", batch_limit)
+    instance_env(pg_url)
+    days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-31")
+
+    @dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+    def daily() -> None:
+        return None
+
+    @dg.asset_check(asset=daily, partitions_def=days, blocking=False)
+    def odd_days_fail(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
+        for key in context.partition_keys:
+            yield dg.AssetCheckEvaluation(asset_key=daily.key, check_name="odd_days_fail", partition=key,
+                                          passed=int(key[-2:]) % 2 == 0, metadata={"day": key, "note": "100% {x} it's"})
+        yield dg.Output(None)
+
+    updates: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE ASSET_CHECK_EXECUTIONS"):
+            updates.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        with dagster_instance() as instance:
+            result = dg.materialize([daily, odd_days_fail], instance=instance, tags={
+                "dagster/asset_partition_range_start": "2026-01-01",
+                "dagster/asset_partition_range_end": "2026-01-30"})
+            records = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(daily.key, "odd_days_fail"), limit=100)
+            events = instance.get_records_for_run(result.run_id, limit=1000).records
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    assert result.success
+    assert len(updates) == -(-30 // batch_limit)  # one per batch; Dagster issued one per day
+    by_day = {r.partition: r for r in records}
+    assert len(records) == 30 and set(by_day) == {f"2026-01-{d:02d}" for d in range(1, 31)}
+    for day, record in by_day.items():
+        assert record.run_id == result.run_id
+        assert record.status.value == ("SUCCEEDED" if int(day[-2:]) % 2 == 0 else "FAILED"), day
+        evaluation = record.event.get_dagster_event().event_specific_data  # type: ignore[union-attr]
+        assert evaluation.partition == day and evaluation.metadata["day"].value == day
+    kind = {e.storage_id: e.event_log_entry.dagster_event_type for e in events}
+    assert list(kind.values()).count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 30
+    evaluations = {e.event_log_entry.get_dagster_event().event_specific_data.partition: e for e in events
+                   if kind[e.storage_id] == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    check_success = next(e.storage_id for e in events if e.event_log_entry.step_key == "daily_odd_days_fail"
+                         and kind[e.storage_id] == dg.DagsterEventType.STEP_SUCCESS)
+    assert list(evaluations) == sorted(by_day)  # stored in the order yielded, each before the step's success
+    assert all(e.storage_id < check_success for e in evaluations.values())
+    for day, record in by_day.items():  # the execution row holds the very event stored in the run's log
+        assert record.event is not None and record.event.timestamp == evaluations[day].event_log_entry.timestamp
