@@ -13,7 +13,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 # The type ``define_asset_job`` returns, for annotations of the schedule and sensor builders.
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-# The event log's tables and row layout, to store a run's per-day check results in bulk
+# What the event log stores for a check, to store a run's per-day check results in bulk
 # (``defs.check_result_batches``): Dagster's PostgreSQL event log stores each with its own statements.
 from dagster._core.errors import DagsterInvariantViolationError
 
@@ -33,7 +33,6 @@ from dagster._core.remote_origin import (
     RemoteRepositoryOrigin,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 
 # The run tags that make one run cover a range of daily partitions (what the UI's backfills set).
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -44,7 +43,6 @@ __all__ = [
     "ASSET_PARTITION_RANGE_START_TAG",
     "AssetCheckEvaluationTargetMaterializationData",
     "AssetCheckExecutionRecordStatus",
-    "AssetCheckExecutionsTable",
     "DagsterEventType",
     "DagsterInvariantViolationError",
     "EventLogEntry",
@@ -53,6 +51,5 @@ __all__ = [
     "ManagedGrpcPythonEnvCodeLocationOrigin",
     "RemoteJobOrigin",
     "RemoteRepositoryOrigin",
-    "SqlEventLogStorageTable",
     "UnresolvedAssetJobDefinition",
 ]

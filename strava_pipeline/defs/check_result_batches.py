@@ -14,6 +14,9 @@ waiting evaluations), and a step's results are all stored before its success is.
 with a partition wait; others (a runless report from the UI, an unpartitioned check) are stored as before.
 If the process dies between an evaluation and the next event, that step's results are lost with the run
 itself, which ``stale_runs`` then fails.
+
+The rows a run plans for its checks (one per check and day, written when the run is created) are inserted
+the same way, the planned event serialised once instead of once per day.
 """
 
 from __future__ import annotations
@@ -24,15 +27,14 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from dagster import DagsterEventType
+import dagster as dg
 from dagster_postgres.event_log import PostgresEventLogStorage
+from sqlalchemy.engine import Connection
 
 from strava_pipeline.defs._dagster_private import (
     AssetCheckExecutionRecordStatus,
-    AssetCheckExecutionsTable,
     DagsterInvariantViolationError,
     EventLogEntry,
-    SqlEventLogStorageTable,
 )
 
 #: Evaluations kept in memory at most before they are written (a year of one check's days).
@@ -50,6 +52,10 @@ UPDATE_EXECUTIONS = (
     "materialization_id) WHERE t.asset_key = v.asset_key AND t.check_name = v.check_name "
     "AND t.run_id = v.run_id AND t.partition = v.partition RETURNING v.i"
 )
+
+#: The columns of a planned execution row, as Dagster fills them.
+PLANNED_COLUMNS = ("asset_key", "check_name", "partition", "run_id", "execution_status", "evaluation_event",
+                   "evaluation_event_timestamp", "evaluation_event_storage_id")
 
 _stores_one = PostgresEventLogStorage.store_event
 _stores_batch = PostgresEventLogStorage.store_event_batch
@@ -77,7 +83,7 @@ def _waits(event: EventLogEntry) -> bool:
     return bool(
         event.run_id
         and dagster_event is not None
-        and dagster_event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
         and dagster_event.event_specific_data.partition is not None  # type: ignore[union-attr]
     )
 
@@ -112,9 +118,10 @@ def flush(storage: PostgresEventLogStorage) -> None:
 
 def _write(storage: PostgresEventLogStorage, events: list[EventLogEntry]) -> None:
     rows = [storage._event_to_row(event) for event in events]
+    columns = list(rows[0])
     with storage.index_transaction() as conn:
-        inserted = conn.execute(SqlEventLogStorageTable.insert().values(rows).returning(SqlEventLogStorageTable.c.id))
-        event_ids = [int(row[0]) for row in inserted.fetchall()]
+        event_ids = [int(row[0]) for row in _insert(
+            conn, "event_logs", columns, [tuple(row[c] for c in columns) for row in rows], returning="id")]
         values = [_execution_values(storage, i, event, row["event"], event_id)
                   for i, (event, row, event_id) in enumerate(zip(events, rows, event_ids, strict=True))]
         statement = UPDATE_EXECUTIONS.format(values=",".join([VALUES_TEMPLATE] * len(values)))
@@ -127,7 +134,32 @@ def _write(storage: PostgresEventLogStorage, events: list[EventLogEntry]) -> Non
             )
         unplanned = [values[i][-1] for i in sorted(set(range(len(values))) - set(hits))]
         if unplanned:  # no planned row (Dagster inserts one then, as here)
-            conn.execute(AssetCheckExecutionsTable.insert().values(unplanned))
+            _insert(conn, "asset_check_executions", list(unplanned[0]), [tuple(r.values()) for r in unplanned])
+
+
+def _insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+            returning: str | None = None) -> list[Any]:
+    """One multi-row INSERT with its values as driver parameters: SQLAlchemy compiling a statement of a
+    thousand rows cost more than sending it."""
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(rows))}"
+    result = conn.exec_driver_sql(statement + (f" RETURNING {returning}" if returning else ""),
+                                  tuple(v for r in rows for v in r))
+    return result.fetchall() if returning else []
+
+
+def _store_planned(storage: PostgresEventLogStorage, event: EventLogEntry, event_id: int | None) -> None:
+    """Dagster's planned execution rows, one per day of the run, the event serialised once (Dagster
+    serialised it again for every day: a year-long run's checks spent seconds on it)."""
+    planned = event.dagster_event.event_specific_data  # type: ignore[union-attr]
+    keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+    serialized, timestamp = dg.serialize_value(event), storage._event_insert_timestamp(event)
+    status = AssetCheckExecutionRecordStatus.PLANNED.value
+    asset_key = planned.asset_key.to_string()
+    rows = [(asset_key, planned.check_name, key, event.run_id, status, serialized, timestamp, event_id)
+            for key in keys]
+    with storage.index_connection() as conn:
+        _insert(conn, "asset_check_executions", PLANNED_COLUMNS, rows)
 
 
 def _execution_values(storage: PostgresEventLogStorage, i: int, event: EventLogEntry, serialized: str,
@@ -157,5 +189,6 @@ def batch_check_results() -> None:
     Idempotent."""
     PostgresEventLogStorage.store_event = _store_event  # type: ignore[method-assign]
     PostgresEventLogStorage.store_event_batch = _store_event_batch  # type: ignore[method-assign]
+    PostgresEventLogStorage._store_asset_check_evaluation_planned = _store_planned  # type: ignore[method-assign]
     atexit.unregister(_flush_all)
     atexit.register(_flush_all)

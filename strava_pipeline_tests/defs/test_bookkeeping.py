@@ -89,7 +89,7 @@ def test_check_results_are_stored_with_one_catalogue_question_per_storage(
 def test_per_day_check_results_are_stored_in_bulk_each_as_dagster_records_it(
     pg_url: str, instance_env: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, batch_limit: int
 ) -> None:
-    """A run's 30 per-day results are written by a few statements (one per ``BATCH_LIMIT``, not one per day),
+    """A run's 30 per-day results (and the 30 rows planned for them) are written by a few statements (one per ``BATCH_LIMIT``, not one per day),
     and each lands as Dagster would store it: its event in the run's log, in order, before the step's success,
     and its execution row holding that event and the day's verdict."""
     monkeypatch.setattr(check_result_batches, "BATCH_LIMIT", batch_limit)
@@ -108,10 +108,13 @@ def test_per_day_check_results_are_stored_in_bulk_each_as_dagster_records_it(
         yield dg.Output(None)
 
     updates: list[str] = []
+    inserts: list[str] = []
 
     def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         if statement.lstrip().upper().startswith("UPDATE ASSET_CHECK_EXECUTIONS"):
             updates.append(statement)
+        if statement.lstrip().upper().startswith("INSERT INTO ASSET_CHECK_EXECUTIONS"):
+            inserts.append(statement)
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
     try:
@@ -126,6 +129,7 @@ def test_per_day_check_results_are_stored_in_bulk_each_as_dagster_records_it(
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
     assert result.success
     assert len(updates) == -(-30 // batch_limit)  # one per batch; Dagster issued one per day
+    assert len(inserts) == 1  # the 30 planned rows together, and each result found its planned row
     by_day = {r.partition: r for r in records}
     assert len(records) == 30 and set(by_day) == {f"2026-01-{d:02d}" for d in range(1, 31)}
     for day, record in by_day.items():
