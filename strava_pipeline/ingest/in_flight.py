@@ -69,6 +69,11 @@ class InFlightFetches:
         if isinstance(result, Future):
             self._request(client, cache, activity_id, fingerprint, result, ahead=True)
 
+    def landed_here(self, key: str) -> bool:
+        """Whether this process requested and landed (so judged) the body under this landing-cache key."""
+        with self._lock:
+            return key in self._done
+
     def fetched_ahead(self, keys: Iterable[str]) -> int:
         """How many of these landing-cache keys this process's prefetcher requested (the rest of a batch's
         cache hits landed in an earlier run or process): what a run reports as fetched ahead, not cached."""

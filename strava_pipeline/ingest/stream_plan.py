@@ -12,7 +12,7 @@ once more on a later run (Strava may have fixed it) and then no more until a for
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -124,6 +124,7 @@ def plan_streams(
     discard_reused: bool = True,
     in_archive: Collection[int] = (),
     requestable: Collection[int] | None = None,
+    judged: Callable[[str], bool] = lambda _key: False,
 ) -> StreamsPlan:
     """Split the batch's non-manual activities into reused landed rows, landing-cache hits and requests.
 
@@ -132,8 +133,10 @@ def plan_streams(
     reused when its summary fingerprint is unchanged; its leftover landing-cache entry, if any, is
     dropped (unless ``discard_reused`` is off: the prefetcher only looks).
     A cached body is judged before reuse (one landed before bodies were judged may be unstorable): a bad
-    one is dropped and counted as a rejection. A rejected activity is requested again unless its
-    rejection is exhausted; ``refetch`` requests it regardless.
+    one is dropped and counted as a rejection. ``judged(key)``: whether this process itself landed that
+    body, judging it on arrival (``judge_and_land``): then it is not parsed a second time.
+    A rejected activity is requested again unless its rejection is exhausted; ``refetch`` requests it
+    regardless.
     ``requestable``: the activities whose streams may be requested (those of the sports STRAVA_SPORT_TYPES
     selects; None: all); the others keep what already landed and are never requested.
     """
@@ -158,7 +161,7 @@ def plan_streams(
         body = cache.get(key)
         rejection = None
         if body is not None:
-            reason = unstorable_reason(body, f"activity {activity_id}")
+            reason = None if judged(key) else unstorable_reason(body, f"activity {activity_id}")
             if reason is None:
                 plan.cached.append((activity_id, activity_date, fingerprint, body))
                 continue

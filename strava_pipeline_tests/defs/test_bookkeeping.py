@@ -89,9 +89,9 @@ def test_check_results_are_stored_with_one_catalogue_question_per_storage(
 def test_per_day_check_results_are_stored_in_bulk_each_as_dagster_records_it(
     pg_url: str, instance_env: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, batch_limit: int
 ) -> None:
-    """A run's 30 per-day results (and the 30 rows planned for them) are written by a few statements (one per ``BATCH_LIMIT``, not one per day),
-    and each lands as Dagster would store it: its event in the run's log, in order, before the step's success,
-    and its execution row holding that event and the day's verdict."""
+    """A run's 30 per-day results (and the 30 rows planned for them) are written by a few statements (one
+    per ``BATCH_LIMIT``, not one per day), and each lands as Dagster would store it: its event in the run's
+    log, in order, before the step's success, and its execution row holding that event and the day's verdict."""
     monkeypatch.setattr(check_result_batches, "BATCH_LIMIT", batch_limit)
     instance_env(pg_url)
     days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-31")

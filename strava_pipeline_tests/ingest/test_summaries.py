@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from strava_pipeline.ingest.stream_plan import plan_streams
+from strava_pipeline.ingest.stream_plan import cache_key, plan_streams, read_rejection
 from strava_pipeline.ingest.summaries import SUMMARY_KEYS, read_summary_keys
 from strava_pipeline.storage.landing_cache import LandingCache
 from strava_pipeline.storage.parquet_store import ParquetStore
@@ -52,3 +52,18 @@ def test_a_mirror_landed_before_the_columns_existed_is_read_without_a_request(tm
 def test_nothing_landed_reads_as_an_empty_frame_with_the_columns(tmp_path: Path) -> None:
     keys = read_summary_keys(lambda a, d, c: ParquetStore(tmp_path).read(a, d, columns=c), [DAY])
     assert keys.is_empty() and keys.columns == SUMMARY_KEYS
+
+
+def test_a_cached_body_is_judged_again_unless_this_process_landed_it(tmp_path: Path) -> None:
+    """A body this process judged on arrival is reused as it is; one found in the cache from elsewhere is
+    parsed, and an unstorable one dropped and requested again."""
+    frame = raw_activities_frame([_summary(1), _summary(2)], datetime(2024, 3, 10, tzinfo=UTC))
+    cache = LandingCache(tmp_path)
+    keys = {a: cache_key(a, f) for a, f in frame.select("activity_id", "summary_fingerprint").iter_rows()}
+    unstorable = b'{"time": {"data": [0, 1]}, "note": "\\u0000"}'
+    for key in keys.values():
+        cache.put(key, unstorable)
+    plan = plan_streams(frame.drop("payload"), {}, cache, refetch=False, judged=lambda key: key == keys[1])
+    assert [(a, body) for a, _, _, body in plan.cached] == [(1, unstorable)]
+    assert [a for a, _, _ in plan.to_fetch] == [2]
+    assert cache.get(keys[2]) is None and read_rejection(cache, keys[2]) is not None

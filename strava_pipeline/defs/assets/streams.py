@@ -81,10 +81,16 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         requestable = (None if sport_filter.selected() is None
                        else set(sport_filter.apply(summaries).get_column("activity_id").to_list()))
         plan = plan_streams(summaries, previous, cache, refetch=config.refetch, in_archive=in_archive,
-                            requestable=requestable)
+                            requestable=requestable, judged=IN_FLIGHT.landed_here)
+        # Cache hits the backfill's prefetcher requested in this process count as fetched ahead: reporting
+        # them as "from the landing cache" said "0 requested" of a batch whose every stream was requested.
+        prefetched = IN_FLIGHT.fetched_ahead(cache_key(a, f) for a, _, f, _ in plan.cached)
+        cached = len(plan.cached) - prefetched
         now = datetime.now(UTC)
         rows: list[dict[str, object]] = list(plan.reused_rows)
-        rows += [_row(a, d, f, body, now) for a, d, f, body in plan.cached]
+        while plan.cached:  # each body is let go once decoded: a quarter's payloads are held once, not twice
+            activity_id, activity_date, fingerprint, body = plan.cached.pop()
+            rows.append(_row(activity_id, activity_date, fingerprint, body, now))
         requested = 0
         rejected: list[tuple[int, date, Rejection]] = list(plan.rejected)
         if plan.to_fetch:
@@ -106,12 +112,11 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
                         rows.append(_row(activity_id, activity_date, fingerprint, body, datetime.now(UTC)))
         for activity_id, activity_date, rejection in sorted(rejected):
             context.log.warning(_rejection_message(activity_id, activity_date, rejection))
-        # Cache hits the backfill's prefetcher requested in this process count as fetched ahead: reporting
-        # them as "from the landing cache" said "0 requested" of a batch whose every stream was requested.
-        prefetched = IN_FLIGHT.fetched_ahead(cache_key(a, f) for a, _, f, _ in plan.cached)
-        reused, cached = len(plan.reused_rows), len(plan.cached) - prefetched
+        reused = len(plan.reused_rows)
         ahead = len(plan.to_fetch) - requested + prefetched
-        frame = pl.DataFrame(rows, schema=STREAMS_RAW_SCHEMA).sort("activity_date", "activity_id")
+        rows.sort(key=lambda row: (row["activity_date"], row["activity_id"]))  # sorting the frame copied every payload
+        frame = pl.DataFrame(rows, schema=STREAMS_RAW_SCHEMA)
+        del rows
         context.log.info(
             f"streams for {frame.height} activities: {requested + ahead} requested ({requested} by this run, "
             f"{ahead} ahead by the backfill), {reused} reused, {cached} from the landing cache (landed by an "
