@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -32,6 +33,7 @@ from strava_pipeline.defs._dagster_private import (
     ManagedGrpcPythonEnvCodeLocationOrigin,
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
+    in_process_execution,
 )
 from strava_pipeline.defs.assets.streams import STREAMS_CACHE, StreamsConfig
 from strava_pipeline.defs.automation import SYNC_JOB_NAME
@@ -438,9 +440,30 @@ def _execute(
     definitions = dg.Definitions(assets=runnable, resources=resources,
                                  jobs=[dg.define_asset_job(job_name, selection=list(group))])
     job = definitions.resolve_job_def(job_name)
-    with _runs_created_with_origin(instance, job_origin(job_name)):
+    with _runs_created_with_origin(instance, job_origin(job_name)), _outputs_not_kept():
         return job.execute_in_process(run_config=run_config, instance=instance, tags=tags,
                                       asset_selection=[a.key for a in group])
+
+
+@contextmanager
+def _outputs_not_kept() -> Iterator[None]:
+    """Make ``execute_in_process`` drop each step's output once its IO manager has stored it.
+
+    It keeps every output value for the result's ``output_for_node``, which the backfill never reads: a
+    quarter's raw payloads stayed in memory while the typed samples were built, loaded and checked. The
+    switch is the one Dagster's own function takes, set for this call (the CLI runs from its main thread).
+    """
+    execute = in_process_execution.core_execute_in_process
+
+    def without_outputs(*args: Any, **kwargs: Any) -> dg.ExecuteInProcessResult:
+        kwargs["output_capturing_enabled"] = False
+        return execute(*args, **kwargs)
+
+    in_process_execution.core_execute_in_process = without_outputs  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        in_process_execution.core_execute_in_process = execute
 
 
 def _rows_in_run(result: dg.ExecuteInProcessResult, group: Sequence[dg.AssetsDefinition], asset: str) -> int:

@@ -21,6 +21,10 @@ from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 
+# Where ``execute_in_process`` turns on keeping every step's output value for its result: the CLI's
+# backfills turn it off (``cli.backfill``), as a quarter's raw payloads stayed in memory for the whole run.
+from dagster._core.execution import execute_in_process as in_process_execution
+
 # How an in-process step waits for a concurrency-pool slot: patched so it sleeps between claims and says
 # who holds the slot (Dagster 1.13 polls without sleeping and logs the wait at DEBUG only).
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
@@ -52,4 +56,5 @@ __all__ = [
     "RemoteJobOrigin",
     "RemoteRepositoryOrigin",
     "UnresolvedAssetJobDefinition",
+    "in_process_execution",
 ]
