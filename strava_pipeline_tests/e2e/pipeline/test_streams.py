@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import date
 
 import dagster as dg
@@ -10,6 +12,7 @@ import pytest
 
 from strava_pipeline.cli.backfill import run_backfill
 from strava_pipeline.defs import build_definitions, build_resources
+from strava_pipeline.defs.io_manager import WarehouseIOManager
 from strava_pipeline.storage.databases import with_database
 from strava_pipeline.storage.parquet_store import ParquetStore
 from strava_pipeline.storage.postgres_writer import PartitionWriteError
@@ -193,3 +196,26 @@ def test_concurrent_fetches_of_one_activity_make_one_request(make_pipeline, tmp_
     fetches.prefetch(client, cache, activity["id"], "fp")
     assert len(_stream_requests(p)) == 1
     client.close()
+
+
+def test_a_backfill_lets_go_of_the_raw_payloads_once_stored(make_pipeline, monkeypatch) -> None:
+    """A quarter's raw payload frame is freed once both stores hold it, not kept for the run's result while
+    the typed samples are built and stored: that doubled a backfill's memory."""
+    p = make_pipeline()
+    stored: dict[str, weakref.ref[pl.DataFrame]] = {}
+    raw_alive_when_typed_stored: list[bool] = []
+    handle_output = WarehouseIOManager.handle_output
+
+    def watching(self, context, obj) -> None:
+        name = context.asset_key.path[-1]
+        if name == "activity_streams":
+            gc.collect()
+            raw_alive_when_typed_stored.append(stored["streams_raw"]() is not None)
+        if isinstance(obj, pl.DataFrame):
+            stored[name] = weakref.ref(obj)
+        handle_output(self, context, obj)
+
+    monkeypatch.setattr(WarehouseIOManager, "handle_output", watching)
+    _backfill(p)
+    assert raw_alive_when_typed_stored and not any(raw_alive_when_typed_stored)
+    assert ParquetStore(p.settings.parquet_dir).read("activity_streams").height > 0
