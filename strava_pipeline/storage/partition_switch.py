@@ -36,7 +36,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -184,18 +184,13 @@ class PartitionSwitcher:
         )
         self.journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         journal_path = self._journal_path(asset, switch_id)
-        with self._held(journal_path, journal) as state, ThreadPoolExecutor(max_workers=1) as stager:
-            # The Parquet files are written while PostgreSQL loads the same rows; the load commits only
-            # once every file is staged, so a failed file still changes nothing in either store.
-            staging = stager.submit(self._stage, asset, switch_id, groups, entity_key)
+        with self._held(journal_path, journal) as state:
             try:
+                self._stage(asset, switch_id, groups, entity_key)
                 if days is not None and partition_column is not None:
                     write_atomic(self.store.asset_dir(asset) / SCHEMA_FILENAME, lambda tmp: _write(frame.clear(), tmp))
-                result = self._commit(journal_path, journal, frame, groups, partition_column, days, entity_key, state,
-                                      staging.result)
+                result = self._commit(journal_path, journal, frame, groups, partition_column, days, entity_key, state)
             except BaseException:
-                with contextlib.suppress(BaseException):  # its files must be complete before they are removed
-                    staging.result()
                 if not state["committed"]:
                     self._roll_back(journal)
                     state["finished"] = True
@@ -260,10 +255,7 @@ class PartitionSwitcher:
         days: list[date] | None,
         entity_key: str | None,
         state: dict[str, bool],
-        staged: Callable[[], None],
     ) -> SwitchResult:
-        """Load and commit PostgreSQL's side, then rename the staged files into place. ``staged`` returns
-        once every Parquet file is staged (raising if one failed): the transaction commits only after."""
         try:
             conn = connect(self.database_url, autocommit=True)
         except psycopg.OperationalError as exc:
@@ -286,7 +278,6 @@ class PartitionSwitcher:
                         conn, journal.table, frame, partition_column=partition_column or "", partitions=days
                     )
                     self._record_versions(conn, journal, counts)
-                    staged()
                 state["committed"] = True
             except psycopg.Error as exc:
                 raise PartitionWriteError(f"writing {journal.table} failed, nothing was changed: {exc}") from exc
