@@ -22,6 +22,7 @@ the same way, the planned event serialised once instead of once per day.
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import weakref
 from collections.abc import Sequence
@@ -36,6 +37,8 @@ from strava_pipeline.defs._dagster_private import (
     DagsterInvariantViolationError,
     EventLogEntry,
 )
+
+_log = logging.getLogger("strava_pipeline.checks")
 
 #: Evaluations kept in memory at most before they are written (a year of one check's days).
 BATCH_LIMIT = 1000
@@ -180,8 +183,14 @@ def _execution_values(storage: PostgresEventLogStorage, i: int, event: EventLogE
 
 
 def _flush_all() -> None:
+    """At exit, what a process left waiting (normally nothing: a run's last events flush it). A database
+    gone by then costs those results, said in one line rather than a traceback after the command's output."""
     for storage in list(_waiting.keys()):
-        flush(storage)
+        count = len(_of(storage).events)
+        try:
+            flush(storage)
+        except Exception as exc:  # exiting: report, never raise
+            _log.warning("%d check results could not be stored at exit: %s", count, exc)
 
 
 def batch_check_results() -> None:
