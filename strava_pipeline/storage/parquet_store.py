@@ -151,6 +151,10 @@ class ParquetStore:
             return self._schema_frame(asset, columns)
         if len(paths) == 1:
             return pl.read_parquet(paths[0], columns=columns, hive_partitioning=False)
+        try:  # one scan over the files: half the time of a file per thread, when they share one schema
+            return pl.read_parquet(paths, columns=columns, hive_partitioning=False)
+        except pl.exceptions.PolarsError:  # days written by different versions (or a bad file): one by one
+            pass
         with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
             frames = list(pool.map(lambda p: pl.read_parquet(p, columns=columns, hive_partitioning=False), paths))
         return pl.concat(frames, how="diagonal_relaxed")

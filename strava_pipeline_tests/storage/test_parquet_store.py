@@ -100,3 +100,18 @@ def test_unpartitioned(tmp_path) -> None:
 def test_invalid_asset_name(tmp_path) -> None:
     with pytest.raises(ValueError, match="invalid asset"):
         ParquetStore(tmp_path).write_unpartitioned("../escape", pl.DataFrame({"a": [1]}))
+
+
+def test_days_written_with_different_columns_read_together_in_day_order(tmp_path) -> None:
+    """A day written before a column existed (or with a narrower type) still reads with the others: the
+    missing column null, the types widened, days in order."""
+    store = ParquetStore(tmp_path)
+    store.write_partitions("acts", _frame(), partition_column="activity_date", partitions=[D1, D2])
+    later = pl.DataFrame({"activity_date": [D3], "activity_id": [4.5], "name": ["d"], "sport": ["Run"]},
+                         schema={"activity_date": pl.Date, "activity_id": pl.Float64, "name": pl.String,
+                                 "sport": pl.String})
+    store.write_partitions("acts", later, partition_column="activity_date", partitions=[D3])
+    read = store.read("acts")
+    assert read.get_column("activity_id").to_list() == [1.0, 2.0, 3.0, 4.5]
+    assert read.get_column("sport").to_list() == [None, None, None, "Run"]
+    assert store.read("acts", [D1, D2], columns=["activity_id"]).get_column("activity_id").to_list() == [1, 2, 3]
