@@ -88,7 +88,7 @@ def build_stream_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         cached = len(plan.cached) - prefetched
         now = datetime.now(UTC)
         rows: list[dict[str, object]] = list(plan.reused_rows)
-        while plan.cached:  # each body is let go once decoded: a quarter's payloads are held once, not twice
+        while plan.cached:  # each body is let go once decoded, not kept beside its string for the whole batch
             activity_id, activity_date, fingerprint, body = plan.cached.pop()
             rows.append(_row(activity_id, activity_date, fingerprint, body, now))
         requested = 0
