@@ -43,8 +43,9 @@ _log = logging.getLogger("strava_pipeline.checks")
 #: Evaluations kept in memory at most before they are written (a year of one check's days).
 BATCH_LIMIT = 1000
 
-#: One row of VALUES: (index, asset_key, check_name, run_id, partition, status, event, timestamp, event id,
-#: materialisation id).
+#: An execution row's columns in the order of the update's VALUES, each row preceded by its index.
+EXECUTION_COLUMNS = ("asset_key", "check_name", "run_id", "partition", "execution_status", "evaluation_event",
+                     "evaluation_event_timestamp", "evaluation_event_storage_id", "materialization_event_storage_id")
 VALUES_TEMPLATE = "(%s, %s, %s, %s, %s, %s, %s, %s::timestamp, %s::bigint, %s::bigint)"
 #: Each evaluation's execution row, planned with the run (Dagster's unique index holds these four columns).
 UPDATE_EXECUTIONS = (
@@ -125,19 +126,20 @@ def _write(storage: PostgresEventLogStorage, events: list[EventLogEntry]) -> Non
     with storage.index_transaction() as conn:
         event_ids = [int(row[0]) for row in _insert(
             conn, "event_logs", columns, [tuple(row[c] for c in columns) for row in rows], returning="id")]
-        values = [_execution_values(storage, i, event, row["event"], event_id)
-                  for i, (event, row, event_id) in enumerate(zip(events, rows, event_ids, strict=True))]
-        statement = UPDATE_EXECUTIONS.format(values=",".join([VALUES_TEMPLATE] * len(values)))
-        updated = conn.exec_driver_sql(statement, tuple(p for v in values for p in v[:-1])).fetchall()
-        hits = [row[0] for row in updated]
+        executions = [_execution_row(storage, event, row["event"], event_id)
+                      for event, row, event_id in zip(events, rows, event_ids, strict=True)]
+        statement = UPDATE_EXECUTIONS.format(values=",".join([VALUES_TEMPLATE] * len(executions)))
+        parameters = tuple(v for i, row in enumerate(executions) for v in (i, *(row[c] for c in EXECUTION_COLUMNS)))
+        hits = [row[0] for row in conn.exec_driver_sql(statement, parameters).fetchall()]
         if len(hits) != len(set(hits)):
             raise DagsterInvariantViolationError(
                 "Updated more than one row for an asset check evaluation as a result of duplicate "
                 "AssetCheckPlanned events."
             )
-        unplanned = [values[i][-1] for i in sorted(set(range(len(values))) - set(hits))]
+        unplanned = [executions[i] for i in sorted(set(range(len(executions))) - set(hits))]
         if unplanned:  # no planned row (Dagster inserts one then, as here)
-            _insert(conn, "asset_check_executions", list(unplanned[0]), [tuple(r.values()) for r in unplanned])
+            _insert(conn, "asset_check_executions", EXECUTION_COLUMNS,
+                    [tuple(row[c] for c in EXECUTION_COLUMNS) for row in unplanned])
 
 
 def _insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
@@ -165,21 +167,18 @@ def _store_planned(storage: PostgresEventLogStorage, event: EventLogEntry, event
         _insert(conn, "asset_check_executions", PLANNED_COLUMNS, rows)
 
 
-def _execution_values(storage: PostgresEventLogStorage, i: int, event: EventLogEntry, serialized: str,
-                      event_id: int) -> tuple[Any, ...]:
-    """One evaluation's execution row: as VALUES for the update, with the same row for an insert last."""
+def _execution_row(storage: PostgresEventLogStorage, event: EventLogEntry, serialized: str, event_id: int
+                   ) -> dict[str, Any]:
+    """One evaluation's execution row, as Dagster fills it (``serialized``: the event, already serialised)."""
     evaluation = event.dagster_event.event_specific_data  # type: ignore[union-attr]
     status = (AssetCheckExecutionRecordStatus.SUCCEEDED if evaluation.passed
               else AssetCheckExecutionRecordStatus.FAILED).value
     target = evaluation.target_materialization_data
-    materialization_id = target.storage_id if target else None
-    timestamp = storage._event_insert_timestamp(event)
-    row = {"asset_key": evaluation.asset_key.to_string(), "check_name": evaluation.check_name,
-           "run_id": event.run_id, "execution_status": status, "evaluation_event": serialized,
-           "evaluation_event_timestamp": timestamp, "evaluation_event_storage_id": event_id,
-           "materialization_event_storage_id": materialization_id, "partition": evaluation.partition}
-    return (i, row["asset_key"], row["check_name"], event.run_id, evaluation.partition, status, serialized,
-            timestamp, event_id, materialization_id, row)
+    return {"asset_key": evaluation.asset_key.to_string(), "check_name": evaluation.check_name,
+            "run_id": event.run_id, "partition": evaluation.partition, "execution_status": status,
+            "evaluation_event": serialized, "evaluation_event_timestamp": storage._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+            "materialization_event_storage_id": target.storage_id if target else None}
 
 
 def _flush_all() -> None:
