@@ -348,10 +348,9 @@ def _user_error(exc: BaseException) -> tuple[BaseException, int] | None:
 #: its own mapping, given back to the system when freed.
 _M_ARENA_MAX = -8
 _M_MMAP_THRESHOLD = -3
-#: The settings, also exported for child processes (the UI's webserver, daemon, code server) as glibc's
-#: environment tunables. 128 KiB is glibc's own initial threshold, kept fixed.
-MALLOC_SETTINGS = {"MALLOC_ARENA_MAX": _M_ARENA_MAX, "MALLOC_MMAP_THRESHOLD_": _M_MMAP_THRESHOLD}
-MALLOC_DEFAULTS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+#: Each setting as glibc's environment tunable (exported for child processes: the UI's webserver, daemon,
+#: code server), its mallopt parameter and its default. 128 KiB is glibc's own initial threshold, kept fixed.
+MALLOC_SETTINGS = {"MALLOC_ARENA_MAX": (_M_ARENA_MAX, "2"), "MALLOC_MMAP_THRESHOLD_": (_M_MMAP_THRESHOLD, "131072")}
 
 
 def tune_malloc() -> None:
@@ -365,11 +364,10 @@ def tune_malloc() -> None:
       resident. Measured the same way (``MALLOC_MMAP_THRESHOLD_=131072``): 490 -> 455 MiB, same wall time.
 
     A value the user exported wins. Not glibc (musl, macOS): nothing to tune."""
-    for name, default in MALLOC_DEFAULTS.items():
-        os.environ.setdefault(name, default)
-    for name, parameter in MALLOC_SETTINGS.items():
+    for name, (parameter, default) in MALLOC_SETTINGS.items():
+        value = os.environ.setdefault(name, default)
         with contextlib.suppress(AttributeError, OSError, ValueError):  # not glibc, or not a number
-            ctypes.CDLL(None).mallopt(parameter, int(os.environ[name]))
+            ctypes.CDLL(None).mallopt(parameter, int(value))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
