@@ -10,7 +10,8 @@ One re-materialisation is a *switch*, named by a random id:
 3. **commit**: one PostgreSQL transaction deletes and COPYs the rows, removes rows that moved here from
    other partitions (same entity key, see below), and records ``(table, partition, switch id, rows)`` in
    the versions table. The commit is the point of no return.
-4. **switch**: staged files are renamed over the final ones, removals unlinked, directories fsynced.
+4. **switch**: staged files are renamed over the final ones, removals unlinked, directories fsynced; the
+   new rows' BRIN block ranges are summarised (best effort), so later reads of other days skip them.
 5. **done**: the journal is removed.
 
 Per-partition session advisory locks are held from before the commit until the renames are done, so two
@@ -57,7 +58,12 @@ from strava_pipeline.storage.parquet_store import (
     remove_day,
     rows_by_day,
 )
-from strava_pipeline.storage.postgres_writer import PartitionWriteError, lock_days, replace_partitions
+from strava_pipeline.storage.postgres_writer import (
+    PartitionWriteError,
+    lock_days,
+    replace_partitions,
+    summarize_new_block_ranges,
+)
 
 __all__ = [
     "FOOTER_SWITCH_KEY",
@@ -283,6 +289,8 @@ class PartitionSwitcher:
                 raise PartitionWriteError(f"writing {journal.table} failed, nothing was changed: {exc}") from exc
             # Leaving `with conn` closes the session, releasing the partition locks: only after the renames.
             self._roll_forward(journal)
+            if frame.height:
+                summarize_new_block_ranges(conn, journal.table)
         return result
 
     def _move_entities(

@@ -236,6 +236,28 @@ def test_without_an_entity_key_a_move_is_refused_whole(switcher: PartitionSwitch
     assert postgres_rows(switcher) == parquet_rows(switcher) == sorted(OLD.rows())
 
 
+def _heap_blocks_read_for(conn: psycopg.Connection, day: date) -> str:
+    """The BRIN bitmap scan's "Heap Blocks" line for a query of ``day`` ('' when it read none)."""
+    conn.execute("SET enable_seqscan = off")
+    plan = [row[0] for row in conn.execute(
+        f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT count(*) FROM {TABLE} WHERE activity_date = %s", (day,))]
+    assert any("Bitmap Index Scan on acts_day_brin" in line for line in plan), plan
+    return next((line.strip() for line in plan if "Heap Blocks" in line), "")
+
+
+def test_a_write_leaves_its_rows_summarised_so_queries_of_other_days_skip_them(switcher: PartitionSwitcher) -> None:
+    with psycopg.connect(switcher.database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE INDEX acts_day_brin ON {TABLE} USING brin (activity_date) WITH (pages_per_range = 1)")
+    many = frame([(i, D1 if i < 3_000 else D2, "x" * 40) for i in range(6_000)])  # dozens of pages per day
+
+    write(switcher, many, [D1, D2])
+
+    with psycopg.connect(switcher.database_url, autocommit=True) as conn:
+        # A day the write did not fill reads no block at all: the new ranges are summarised, not scanned.
+        assert _heap_blocks_read_for(conn, D3) == ""
+        assert conn.execute("SELECT brin_summarize_new_values('acts_day_brin')").fetchone() == (0,)
+
+
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: a real ENOSPC (needs root, as in CI)."""
