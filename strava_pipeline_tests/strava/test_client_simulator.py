@@ -469,3 +469,89 @@ def test_429_waits_for_the_reset_and_retries_the_same_request(tmp_path: Path) ->
         assert limiter.wait_count == 3
         assert clock() >= 1_772_366_400.0 + 2700  # resumed at 12:15, 12:30 and 12:45
         assert client.stats["retries_429"] >= 1
+
+
+# -- proxies -------------------------------------------------------------------------------------------------
+
+
+class _ForwardProxy:
+    """A real HTTP forward proxy (absolute-URI GETs and POSTs, relayed with urllib): records what went
+    through it."""
+
+    def __init__(self) -> None:
+        import threading
+        import urllib.request
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.seen = []
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.relay(None)
+
+            def do_POST(self) -> None:  # the token refresh goes through the proxy too
+                self.relay(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def relay(self, data: bytes | None) -> None:
+                seen.append(self.path)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
+                request = urllib.request.Request(self.path, data=data, headers=headers)
+                try:
+                    upstream = direct.open(request, timeout=10)
+                except urllib.error.HTTPError as exc:
+                    upstream = exc
+                body = upstream.read()
+                self.send_response(upstream.status)
+                for key, value in upstream.headers.items():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def forward_proxy() -> Iterator[_ForwardProxy]:
+    proxy = _ForwardProxy()
+    yield proxy
+    proxy.close()
+
+
+def test_api_requests_go_through_the_configured_proxy_unless_no_proxy_names_the_host(
+    sim: Any, tmp_path: Path, forward_proxy: _ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", forward_proxy.url)
+
+    client = make_client(sim, tmp_path)
+    try:
+        athlete = client.get_athlete().json()
+        client.get_athlete()
+    finally:
+        client.close()
+    assert athlete["id"] == sim.athlete_id
+    assert [p for p in forward_proxy.seen if "/api/v3/" in p] == [f"{sim.base_url}/api/v3/athlete"] * 2
+
+    forward_proxy.seen.clear()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = make_client(sim, tmp_path, name="other.json")
+    try:
+        assert client.get_athlete().json()["id"] == athlete["id"]
+    finally:
+        client.close()
+    assert forward_proxy.seen == []
