@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import json
 import logging
 import math
@@ -58,8 +59,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock
 
 from .errors import StravaRateLimitError
 
@@ -105,6 +104,24 @@ class StravaInterrupted(KeyboardInterrupt):
 
     def __init__(self, message: str = "interrupted while waiting for the Strava rate limit") -> None:
         super().__init__(message)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created 0600, never removed, so every process locks
+    the same inode) while the block runs; closing the descriptor releases it, as a killed process's exit does.
+
+    The same file and the same kind of lock as the ``filelock`` package this replaced, so processes of an
+    older version still exclude this one. Blocking, where filelock polled every 50 ms: the lock is held for
+    one read-modify-write of a small file, and taking it costs two system calls instead of 0.66 ms of
+    Python (twice per request, measured).
+    """
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def parse_rate_pair(value: str | None) -> Pair:
@@ -360,10 +377,10 @@ class RateLimiter:
         self._lock = threading.RLock()
         self._tls = threading.local()
         self.state_path = Path(state_path) if state_path is not None else None
-        self._file_lock: FileLock | None = None
+        self._file_lock: Path | None = None
         if self.state_path is not None:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            self._file_lock = FileLock(str(self.state_path) + ".lock", thread_local=False)
+            self._file_lock = self.state_path.with_name(self.state_path.name + ".lock")
         self._memory_state: dict[str, Any] = self._empty_state()
         self._unreadable_seen: bytes | None = None  # the damaged content last warned about
         self._announce_lock = threading.Lock()
@@ -472,7 +489,7 @@ class RateLimiter:
                 yield self._memory_state
                 return
             assert self.state_path is not None
-            with self._file_lock:
+            with _exclusive(self._file_lock):
                 fd = os.open(self.state_path, os.O_RDWR | os.O_CREAT, 0o600)
                 try:
                     raw = _read_all(fd)

@@ -508,3 +508,26 @@ def test_new_empty_state_file_starts_a_fresh_budget_silently(
     with caplog.at_level(logging.WARNING, logger="strava_pipeline.strava"):
         limiter.acquire()
     assert fake_clock.sleeps == [] and caplog.records == []
+
+
+def test_the_state_lock_excludes_processes_locking_it_with_filelock_as_older_versions_did(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    from filelock import FileLock, Timeout
+
+    from strava_pipeline.strava.rate_limiter import _exclusive
+
+    state = tmp_path / "rate.json"
+    RateLimiter(state_path=state).acquire()
+    lock_path = tmp_path / "rate.json.lock"
+    assert lock_path.exists() and lock_path.stat().st_mode & 0o777 == 0o600
+    with _exclusive(lock_path), pytest.raises(Timeout):  # an older version's process cannot get in ...
+        FileLock(str(lock_path), thread_local=False).acquire(timeout=0)
+    with FileLock(str(lock_path), thread_local=False):  # ... nor this one while an older one holds it
+        fd = os.open(lock_path, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
