@@ -377,10 +377,8 @@ class RateLimiter:
         self._lock = threading.RLock()
         self._tls = threading.local()
         self.state_path = Path(state_path) if state_path is not None else None
-        self._file_lock: Path | None = None
         if self.state_path is not None:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            self._file_lock = self.state_path.with_name(self.state_path.name + ".lock")
         self._memory_state: dict[str, Any] = self._empty_state()
         self._unreadable_seen: bytes | None = None  # the damaged content last warned about
         self._announce_lock = threading.Lock()
@@ -484,12 +482,11 @@ class RateLimiter:
         (still valid JSON), so one ``pwrite`` replaces it and the file never holds a stale tail.
         """
         with self._lock:
-            if self._file_lock is None:
+            if self.state_path is None:
                 self._roll(self._memory_state, self._clock())
                 yield self._memory_state
                 return
-            assert self.state_path is not None
-            with _exclusive(self._file_lock):
+            with _exclusive(self.state_path.with_name(self.state_path.name + ".lock")):
                 fd = os.open(self.state_path, os.O_RDWR | os.O_CREAT, 0o600)
                 try:
                     raw = _read_all(fd)
