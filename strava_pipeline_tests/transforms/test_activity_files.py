@@ -20,6 +20,7 @@ from strava_pipeline.export.recordings import decode_recording
 from strava_pipeline.transforms.activity_files import (
     MAX_SLUG_BYTES,
     documents,
+    documents_by_activity,
     file_stem,
     gpx_document,
     original_suffix,
@@ -122,6 +123,38 @@ def test_a_format_that_holds_no_point_is_not_written() -> None:
     assert all(p.time is None for p in gpxpy.parse(gpx.decode()).tracks[0].segments[0].points)
     assert set(documents(_activity(), indoor)) == {".tcx"}
     assert set(documents(_activity(), untimed)) == {".gpx"}
+
+
+
+def test_many_activities_at_once_give_each_the_documents_it_has_alone() -> None:
+    """The asset builds a chunk's documents together: what one activity holds (a start with microseconds, a
+    value polars writes with an exponent, run cadence, no position, no time) must not leak into another."""
+    def own(activity_id: int, **columns: list[object]) -> pl.DataFrame:
+        return _samples(**columns).with_columns(activity_id=pl.lit(activity_id, dtype=pl.Int64))
+
+    activities = [
+        _activity(activity_id=1, start_date=START.replace(microsecond=250000)),
+        _activity("Ride", "Ride", activity_id=2, distance_m=12.5),
+        _activity("Trainer", "VirtualRide", activity_id=3),
+        _activity("Untimed", activity_id=4),
+        _activity("No samples", activity_id=5),
+    ]
+    frames = [
+        own(1, time_s=[0, 1], lat=[46.0, 1e-7], lng=[180.0, 14.0], cadence_rpm=[88.0, 90.4], altitude_m=[3e-6, 1.0]),
+        own(2, time_s=[0, 5, 10], lat=[46.0, 46.1, 46.2], lng=[14.0, 14.1, 14.2], cadence_rpm=[70.0, 71.0, 72.0],
+            velocity_mps=[1.0, 2.5, 3.0], watts=[100, 250, 300]),
+        own(3, time_s=[2, 3], heartrate_bpm=[120, 130], watts=[150, 160]),
+        own(4, lat=[46.0, 46.1], lng=[14.0, 14.1]),
+    ]
+    mixed = pl.concat(frames, how="diagonal_relaxed").sample(fraction=1.0, shuffle=True, seed=3)
+    together = documents_by_activity(activities, mixed)
+    alone = {a["activity_id"]: documents(a, f) for a, f in zip(activities, frames, strict=False)}
+    assert together == alone
+    assert set(together) == {1, 2, 3, 4} and set(together[3]) == {".tcx"} and set(together[4]) == {".gpx"}
+    first = etree.fromstring(together[1][".tcx"])
+    assert first.findtext(".//{*}Trackpoint/{*}Time") == "2024-05-04T07:30:00.250000Z"
+    assert b"e-0" not in together[1][".gpx"]
+    assert etree.fromstring(together[2][".tcx"]).findtext(".//{*}Lap/{*}MaximumSpeed") == "3"
 
 
 #: Names from the simulator's athlete and beyond: emoji (ZWJ sequences, skin tones, flags, keycaps), CJK,

@@ -32,15 +32,24 @@ from strava_pipeline.defs.resources import LandedDataResource, SportFilterResour
 from strava_pipeline.ingest.export_import import ExportPaths
 from strava_pipeline.storage.files import TMP_SUFFIX, fsync_dir, write_atomic
 from strava_pipeline.transforms.activities import ACTIVITY_SCHEMA
-from strava_pipeline.transforms.activity_files import FILES_DIR, day_prefix, documents, original_suffix, relative_path
+from strava_pipeline.transforms.activity_files import (
+    FILES_DIR,
+    day_prefix,
+    documents_by_activity,
+    original_suffix,
+    relative_path,
+)
 from strava_pipeline.transforms.streams import STREAM_SCHEMA
 
 __all__ = ["DayFiles", "FilesOutcome", "build_activity_file_assets", "day_files", "files_root", "replace_day_files"]
 
 GROUP = "files"
 PRIVATE_DIR_MODE = 0o700
-#: Days written at once: two overlap one day's document building with another's disk writes.
+#: Chunks written at once: two overlap one chunk's document building with another's disk writes.
 WORKERS = 2
+#: Activities whose documents are built together (``documents_by_activity``): enough to spread polars'
+#: per-call cost, few enough that a chunk's XML (about 1.4 MB per one-hour activity) stays small.
+CHUNK_ACTIVITIES = 16
 #: A temporary file of a day this old is a killed run's leftover, never one being written.
 ABANDONED_AFTER_S = 3600
 
@@ -164,17 +173,17 @@ def _originals(export_raw: pl.DataFrame, data_dir: Path) -> dict[int, tuple[Path
     return found
 
 
-def plan_day(activities: Iterable[Mapping[str, Any]], samples: Mapping[int, pl.DataFrame],
+def plan_day(activities: Iterable[Mapping[str, Any]], built: Mapping[int, dict[str, bytes]],
              originals: Mapping[int, tuple[Path, str]]) -> tuple[DayFiles, int, int]:
-    """The files of one day's activities, how many activities have any, and how many have no samples."""
+    """The files of one day's activities, from their ``documents_by_activity`` (an activity without samples is
+    absent) and originals, how many activities have any, and how many have no samples."""
     wanted: DayFiles = {}
     with_files = without_samples = 0
     for activity in activities:
         activity_id = activity["activity_id"]
         naming = (activity_id, activity["activity_date"], activity.get("name"), activity.get("sport_type"))
-        frame = samples.get(activity_id)
-        produced = documents(activity, frame) if frame is not None and frame.height else {}
-        without_samples += frame is None or not frame.height
+        produced = built.get(activity_id, {})
+        without_samples += activity_id not in built
         for suffix, content in produced.items():
             wanted[relative_path(*naming, suffix).name] = (suffix.lstrip("."), content)
         if activity_id in originals:
@@ -184,34 +193,48 @@ def plan_day(activities: Iterable[Mapping[str, Any]], samples: Mapping[int, pl.D
     return wanted, with_files, without_samples
 
 
+def _chunks(days: list[date], counts: Mapping[date, int]) -> list[list[date]]:
+    """Consecutive days in groups of about ``CHUNK_ACTIVITIES`` activities (a day is never split)."""
+    chunks: list[list[date]] = []
+    size = CHUNK_ACTIVITIES
+    for day in days:
+        if size >= CHUNK_ACTIVITIES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(day)
+        size += counts.get(day, 0)
+    return chunks
+
+
 def write_activity_files(data_dir: Path, days: list[date], activities: pl.DataFrame, streams: pl.DataFrame,
                          export_raw: pl.DataFrame) -> FilesOutcome:
     """Replace the files of ``days`` with those of ``activities`` (already filtered by sport), their
     ``streams`` samples and the originals ``export_raw`` names."""
     root = files_root(data_dir)
     summaries = pl.DataFrame(schema=ACTIVITY_SCHEMA) if activities.width == 0 else activities
-    samples: dict[int, pl.DataFrame] = {}
-    if streams.width and streams.height:
-        columns = [c for c in STREAM_SCHEMA if c in streams.columns]
-        samples = {key[0]: frame for key, frame in  # type: ignore[misc]
-                   streams.select(columns).partition_by("activity_id", as_dict=True, maintain_order=True).items()}
+    samples = streams.select(c for c in STREAM_SCHEMA if c in streams.columns) if streams.width else streams
     originals = _originals(export_raw, data_dir)
-    by_day = {key[0]: frame for key, frame in  # type: ignore[misc]
-              summaries.partition_by("activity_date", as_dict=True).items()} if summaries.height else {}
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    if summaries.height:
+        for key, frame in summaries.partition_by("activity_date", as_dict=True).items():
+            by_day[key[0]] = list(frame.sort("start_date", "activity_id").iter_rows(named=True))  # type: ignore[index]
 
-    def one_day(day: date) -> FilesOutcome:
-        frame = by_day.get(day)
-        rows = frame.sort("start_date", "activity_id").iter_rows(named=True) if frame is not None else iter(())
-        wanted, with_files, without_samples = plan_day(rows, samples, originals)
-        outcome = replace_day_files(root, day, wanted)
-        outcome.activities, outcome.without_samples = with_files, without_samples
-        return outcome
+    def one_chunk(chunk: list[date]) -> FilesOutcome:
+        rows = [row for day in chunk for row in by_day.get(day, [])]
+        built = documents_by_activity(rows, samples) if rows and samples.height else {}
+        total = FilesOutcome()
+        for day in chunk:
+            wanted, with_files, without_samples = plan_day(by_day.get(day, []), built, originals)
+            outcome = replace_day_files(root, day, wanted)
+            outcome.activities, outcome.without_samples = with_files, without_samples
+            total.add(outcome)
+        return total
 
     total = FilesOutcome()
-    # Days are independent (each owns the names with its date): one builds its documents (polars, without
-    # the GIL) while another waits for its fsyncs.
+    # Chunks are independent (each day owns the names with its date): one builds its documents (polars,
+    # without the GIL) while another waits for its fsyncs.
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for outcome in pool.map(one_day, days):
+        for outcome in pool.map(one_chunk, _chunks(days, {day: len(rows) for day, rows in by_day.items()})):
             total.add(outcome)
     return total
 

@@ -1,4 +1,4 @@
-"""Text and numbers as XML 1.0 accepts them, and one activity's samples as the texts both formats write.
+"""Text and numbers as XML 1.0 accepts them, and activities' samples as the texts both formats write.
 
 Free text (an activity's name) is escaped, and stripped of the characters XML 1.0 forbids outright (C0
 controls other than tab/newline/return, lone surrogates, U+FFFE/U+FFFF): a parser refuses a document holding
@@ -10,6 +10,7 @@ reader gets back exactly the stored float; the few values polars would write wit
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,36 +84,56 @@ def _position() -> tuple[pl.Expr, pl.Expr]:
     return pl.when(valid).then(lat), pl.when(valid).then(pl.when(lng == 180.0).then(-180.0).otherwise(lng))
 
 
-def point_texts(samples: pl.DataFrame, start: datetime) -> pl.DataFrame:
-    """One row per sample (in ``sample_index`` order when present) with each value as the text a document
-    writes, null where it is missing or invalid for both schemas: ``time`` (``start`` + ``time_s``, UTC),
-    ``lat``/``lon`` (both or neither: in range, longitude 180 written as -180), ``ele``, ``distance``,
-    ``speed`` (m/s), ``hr`` (1..255 bpm), ``cad`` (0..254 rpm, rounded), ``watts`` (0..65535),
-    ``temp`` (°C). One polars pass; a second only for the rare columns holding values under ~1e-5."""
-    if "sample_index" in samples.columns:
-        samples = samples.sort("sample_index")
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
+
+
+def point_texts(samples: pl.DataFrame, starts: Mapping[int, datetime]) -> pl.DataFrame:
+    """One row per sample of the activities in ``starts`` (activity id -> UTC start), grouped by activity and
+    in ``sample_index`` order within one when present, with each value as the text a document writes, null
+    where it is missing or invalid for both schemas: ``time`` (start + ``time_s``, UTC), ``lat``/``lon`` (both
+    or neither: in range, longitude 180 written as -180), ``ele``, ``distance``, ``speed`` (m/s), ``hr``
+    (1..255 bpm), ``cad`` (0..254 rpm, rounded), ``watts`` (0..65535), ``temp`` (°C); beside them
+    ``activity_id`` and, for lap totals, ``offset_s`` and ``distance_m`` (finite values, as floats).
+
+    Many activities in one call because each polars call costs more than a one-hour activity's texts: a day's
+    or a batch's documents are a few calls, not a few per activity. A second pass only for the rare columns
+    holding values under ~1e-5."""
+    samples = samples.filter(pl.col("activity_id").is_in(list(starts)))
+    samples = samples.sort("activity_id", *(["sample_index"] if "sample_index" in samples.columns else []),
+                           maintain_order=True)
     missing = [pl.lit(None, dtype=t).alias(c) for c, t in _SOURCES.items() if c not in samples.columns]
     if missing:
         samples = samples.with_columns(missing)
-    naive_start = start.astimezone(UTC).replace(tzinfo=None) if start.tzinfo is not None else start
-    time_format = "%Y-%m-%dT%H:%M:%S%.6fZ" if naive_start.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    ids = list(starts)
+    naive = [_naive_utc(moment) for moment in starts.values()]
+    start = pl.col("activity_id").replace_strict(ids, pl.Series(naive, dtype=pl.Datetime("us")),
+                                                 return_dtype=pl.Datetime("us"))
+    moment = start + pl.duration(seconds=pl.col("time_s").cast(pl.Int64))
+    time = moment.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    fractional = [i for i, m in zip(ids, naive, strict=True) if m.microsecond]
+    if fractional:  # a start with a fraction writes every time of its activity with microseconds
+        time = (pl.when(pl.col("activity_id").is_in(fractional)).then(moment.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
+                .otherwise(time))
     lat, lon = _position()
     floats = {"lat": lat, "lon": lon, "ele": _finite("altitude_m"), "distance": _finite("distance_m"),
               "speed": _finite("velocity_mps"), "temp": _finite("temp_c")}
     texts = samples.select(
-        time=(pl.lit(naive_start, dtype=pl.Datetime("us")) + pl.duration(seconds=pl.col("time_s").cast(pl.Int64))
-              ).dt.strftime(time_format),
+        "activity_id",
+        time=time,
         **{name: _decimal(value) for name, value in floats.items()},
         hr=_integer("heartrate_bpm", 1, 255),
         cad=_integer("cadence_rpm", 0, 254),
         watts=_integer("watts", 0, 65535),
+        offset_s=_finite("time_s"),
+        distance_m=_finite("distance_m"),
     )
     exponent = texts.select(pl.col(*floats).str.contains("e", literal=True).any()).row(0, named=True)
     if any(exponent.values()):  # xsd:decimal has no exponent
         fixed = samples.select(**{n: _fixed(v) for n, v in floats.items() if exponent[n]})
         texts = texts.with_columns(pl.when(pl.col(n).str.contains("e", literal=True)).then(fixed.get_column(n))
                                    .otherwise(pl.col(n)).alias(n) for n in fixed.columns)
-    return texts.select(POINT_COLUMNS)
+    return texts.select("activity_id", *POINT_COLUMNS, "offset_s", "distance_m")
 
 
 def optional(column: str, before: str, after: str) -> pl.Expr:
@@ -128,8 +149,10 @@ def group(before: str, parts: list[pl.Expr], after: str, columns: list[str]) -> 
     return pl.concat_str(pl.lit(before), pl.when(present).then(inner), pl.lit(after))
 
 
-def joined_lines(frame: pl.DataFrame, line: pl.Expr) -> str:
-    """Every row's ``line``, one per text line."""
-    if frame.is_empty():
-        return ""
-    return frame.select(line.str.join("\n")).item() + "\n"
+def lines_by_activity(points: pl.DataFrame, line: pl.Expr) -> dict[int, str]:
+    """Activity id -> every one of its rows' ``line``, one per text line (activities without rows left out)."""
+    if points.is_empty():
+        return {}
+    joined = (points.select("activity_id", line.alias("line")).group_by("activity_id", maintain_order=True)
+              .agg(pl.col("line").str.join("\n")))
+    return {activity_id: text + "\n" for activity_id, text in joined.iter_rows()}

@@ -18,14 +18,13 @@ import polars as pl
 
 from strava_pipeline.transforms.activity_files._xml import (
     group,
-    joined_lines,
+    lines_by_activity,
     optional,
-    point_texts,
     utc_text,
     xml_text,
 )
 
-__all__ = ["GPX_NAMESPACE", "POWER_NAMESPACE", "TRACKPOINT_EXTENSION_NAMESPACE", "gpx_document"]
+__all__ = ["GPX_NAMESPACE", "POWER_NAMESPACE", "TRACKPOINT_EXTENSION_NAMESPACE", "gpx_lines", "gpx_text"]
 
 GPX_NAMESPACE = "http://www.topografix.com/GPX/1/1"
 TRACKPOINT_EXTENSION_NAMESPACE = "http://www.garmin.com/xmlschemas/TrackPointExtension/v1"
@@ -41,9 +40,11 @@ _HEADER = (
     f'{TRACKPOINT_EXTENSION_NAMESPACE} http://www.garmin.com/xmlschemas/TrackPointExtensionv1.xsd" '
     f'version="1.1" creator="{CREATOR}">\n'
 )
+GPX_TAIL = "</trkseg></trk>\n</gpx>\n"
 
 
-def _trackpoint() -> pl.Expr:
+def trackpoint() -> pl.Expr:
+    """One ``trkpt`` line from a row of ``point_texts``."""
     tpx = group("<gpxtpx:TrackPointExtension>", [optional("temp", "<gpxtpx:atemp>", "</gpxtpx:atemp>"),
                                                  optional("hr", "<gpxtpx:hr>", "</gpxtpx:hr>"),
                                                  optional("cad", "<gpxtpx:cad>", "</gpxtpx:cad>")],
@@ -57,27 +58,25 @@ def _trackpoint() -> pl.Expr:
     )
 
 
-def gpx_document(activity: Mapping[str, Any], samples: pl.DataFrame, *, points: pl.DataFrame | None = None
-                 ) -> bytes | None:
-    """The GPX 1.1 document of one activity, UTF-8; None when no sample has a position (an indoor session).
-
-    ``activity``: a row of ``activities`` (at least ``activity_id`` and ``start_date``, a UTC datetime;
-    ``name`` and ``sport_type`` when known). ``samples``: that activity's ``activity_streams`` rows (any
-    subset of its columns; ``sample_index`` orders them). ``points``: their ``point_texts``, when already made.
-    """
-    if points is None:
-        points = point_texts(samples, activity["start_date"])
-    points = points.filter(pl.col("lat").is_not_null())
-    if points.is_empty():
-        return None
+def gpx_head(activity: Mapping[str, Any]) -> str:
+    """The document up to its first track point: metadata (name, link to Strava, start) and the track."""
     name, sport = activity.get("name"), activity.get("sport_type")
     start = utc_text(activity["start_date"])
     activity_id = int(activity["activity_id"])
     named = f"<name>{xml_text(name)}</name>" if name else ""
-    head = (
+    return (
         f"{_HEADER}<metadata>{named}"
         f'<link href="https://www.strava.com/activities/{activity_id}"><text>Strava activity {activity_id}</text>'
         f"</link><time>{start}</time></metadata>\n"
         f"<trk>{named}{f'<type>{xml_text(sport)}</type>' if sport else ''}<trkseg>\n"
     )
-    return (head + joined_lines(points, _trackpoint()) + "</trkseg></trk>\n</gpx>\n").encode("utf-8")
+
+
+def gpx_lines(points: pl.DataFrame) -> dict[int, str]:
+    """Activity id -> its track points' lines, from ``point_texts``; an activity without a position is absent."""
+    return lines_by_activity(points.filter(pl.col("lat").is_not_null()), trackpoint())
+
+
+def gpx_text(activity: Mapping[str, Any], lines: str) -> bytes:
+    """The GPX 1.1 document of one activity, UTF-8, around its ``gpx_lines``."""
+    return (gpx_head(activity) + lines + GPX_TAIL).encode("utf-8")

@@ -12,21 +12,20 @@ activity's name goes in the activity's ``Notes`` (TCX has no name field).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import polars as pl
 
 from strava_pipeline.transforms.activity_files._xml import (
     group,
-    joined_lines,
+    lines_by_activity,
     optional,
-    point_texts,
     utc_text,
     xml_text,
 )
 
-__all__ = ["ACTIVITY_EXTENSION_NAMESPACE", "TCX_NAMESPACE", "tcx_document", "tcx_sport"]
+__all__ = ["ACTIVITY_EXTENSION_NAMESPACE", "TCX_NAMESPACE", "lap_figures", "tcx_lines", "tcx_sport", "tcx_text"]
 
 TCX_NAMESPACE = "http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2"
 ACTIVITY_EXTENSION_NAMESPACE = "http://www.garmin.com/xmlschemas/ActivityExtension/v2"
@@ -54,6 +53,7 @@ def tcx_sport(sport_type: str | None) -> str:
 
 
 def _trackpoint(running: bool) -> pl.Expr:
+    """One ``Trackpoint`` line from a row of ``point_texts`` (cadence as run or bike cadence)."""
     tpx = group("<Extensions><ns3:TPX>", [optional("speed", "<ns3:Speed>", "</ns3:Speed>"),
                                           *([optional("cad", "<ns3:RunCadence>", "</ns3:RunCadence>")] if running
                                             else []),
@@ -74,6 +74,31 @@ def _trackpoint(running: bool) -> pl.Expr:
     )
 
 
+def tcx_lines(points: pl.DataFrame, running: Collection[int]) -> dict[int, str]:
+    """Activity id -> its track points' lines, from ``point_texts``; ``running``: the ids whose sport is
+    ``Running`` (their cadence is run cadence). An activity without a timed sample is absent."""
+    timed = points.filter(pl.col("time").is_not_null())
+    runs = pl.col("activity_id").is_in(list(running))
+    return {**lines_by_activity(timed.filter(runs), _trackpoint(True)),
+            **lines_by_activity(timed.filter(~runs), _trackpoint(False))}
+
+
+def lap_figures(points: pl.DataFrame) -> dict[int, dict[str, Any]]:
+    """Activity id -> the figures of its lap that come from samples, from ``point_texts``: ``span_s`` (first
+    to last offset), ``distance_m`` (largest), and the largest speed and the mean and largest heart rate,
+    cadence and power of the timed samples (None where there is none)."""
+    timed = pl.col("time").is_not_null()
+    whole = {column: pl.col(column).filter(timed).cast(pl.Int64) for column in ("hr", "cad", "watts")}
+    frame = points.group_by("activity_id").agg(
+        span_s=pl.col("offset_s").max() - pl.col("offset_s").min(),
+        distance_m=pl.col("distance_m").max(),
+        speed_max=pl.col("speed").filter(timed).cast(pl.Float64).max(),
+        **{f"{column}_mean": values.mean() for column, values in whole.items()},
+        **{f"{column}_max": values.max() for column, values in whole.items()},
+    )
+    return {row.pop("activity_id"): row for row in frame.iter_rows(named=True)}
+
+
 def _number(value: float) -> str:
     """A lap total as an xsd:double without exponent, to the microunit."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
@@ -84,43 +109,27 @@ def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
-def _values(samples: pl.DataFrame, column: str) -> pl.Series:
-    """The column's finite values (empty when the frame lacks it)."""
-    if column not in samples.columns:
-        return pl.Series(column, [], dtype=pl.Float64)
-    values = samples.get_column(column).cast(pl.Float64).drop_nulls()
-    return values.filter(values.is_finite())
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
-def _whole(values: pl.Series, how: str) -> int | None:
-    """The mean or max of integer texts (valid values only), rounded; None without any."""
-    numbers = values.drop_nulls().cast(pl.Int64)
-    if numbers.is_empty():
-        return None
-    return round(numbers.mean() if how == "mean" else numbers.max())  # type: ignore[arg-type]
-
-
-def _lap(activity: Mapping[str, Any], points: pl.DataFrame, samples: pl.DataFrame, running: bool) -> tuple[str, str]:
+def _lap(activity: Mapping[str, Any], figures: Mapping[str, Any], running: bool) -> tuple[str, str]:
     """The lap's elements before its ``Track`` and its ``Extensions`` after it."""
-    offsets = _values(samples, "time_s")
-    span = float(offsets.max() - offsets.min()) if offsets.len() else 0.0  # type: ignore[operator]
-    total = _finite(activity.get("elapsed_time_s")) or span
+    total = _finite(activity.get("elapsed_time_s")) or figures["span_s"] or 0.0
     distance = _finite(activity.get("distance_m"))
     if distance is None:
-        distances = _values(samples, "distance_m")
-        distance = _finite(distances.max()) if distances.len() else None
-    speeds = points.get_column("speed").drop_nulls().cast(pl.Float64)
+        distance = figures["distance_m"]
     calories = _finite(activity.get("calories_kcal"))
     head = [f"<TotalTimeSeconds>{_number(max(total, 0.0))}</TotalTimeSeconds>",
             f"<DistanceMeters>{_number(distance or 0.0)}</DistanceMeters>"]
-    if speeds.len():
-        head.append(f"<MaximumSpeed>{_number(float(speeds.max()))}</MaximumSpeed>")  # type: ignore[arg-type]
+    if figures["speed_max"] is not None:
+        head.append(f"<MaximumSpeed>{_number(figures['speed_max'])}</MaximumSpeed>")
     head.append(f"<Calories>{min(max(round(calories or 0), 0), 65535)}</Calories>")
-    for element, how in (("AverageHeartRateBpm", "mean"), ("MaximumHeartRateBpm", "max")):
-        if (bpm := _whole(points.get_column("hr"), how)) is not None:
+    for element, figure in (("AverageHeartRateBpm", "hr_mean"), ("MaximumHeartRateBpm", "hr_max")):
+        if (bpm := _rounded(figures[figure])) is not None:
             head.append(f"<{element}><Value>{bpm}</Value></{element}>")
     head.append("<Intensity>Active</Intensity>")
-    cadence = _whole(points.get_column("cad"), "mean")
+    cadence = _rounded(figures["cad_mean"])
     if cadence is not None and not running:
         head.append(f"<Cadence>{cadence}</Cadence>")
     head.append("<TriggerMethod>Manual</TriggerMethod>")
@@ -129,37 +138,28 @@ def _lap(activity: Mapping[str, Any], points: pl.DataFrame, samples: pl.DataFram
     if average_speed is not None:
         lx.append(f"<ns3:AvgSpeed>{_number(average_speed)}</ns3:AvgSpeed>")
     if running and cadence is not None:
-        lx.append(f"<ns3:AvgRunCadence>{cadence}</ns3:AvgRunCadence>"
-                  f"<ns3:MaxRunCadence>{_whole(points.get_column('cad'), 'max')}</ns3:MaxRunCadence>")
-    if (watts := _whole(points.get_column("watts"), "mean")) is not None:
-        lx.append(f"<ns3:AvgWatts>{watts}</ns3:AvgWatts><ns3:MaxWatts>{_whole(points.get_column('watts'), 'max')}"
-                  "</ns3:MaxWatts>")
+        lx.append(f"<ns3:AvgRunCadence>{cadence}</ns3:AvgRunCadence><ns3:MaxRunCadence>{figures['cad_max']}"
+                  "</ns3:MaxRunCadence>")
+    if (watts := _rounded(figures["watts_mean"])) is not None:
+        lx.append(f"<ns3:AvgWatts>{watts}</ns3:AvgWatts><ns3:MaxWatts>{figures['watts_max']}</ns3:MaxWatts>")
     tail = f"<Extensions><ns3:LX>{''.join(lx)}</ns3:LX></Extensions>" if lx else ""
     return "".join(head), tail
 
 
-def tcx_document(activity: Mapping[str, Any], samples: pl.DataFrame, *, points: pl.DataFrame | None = None
-                 ) -> bytes | None:
-    """The TCX v2 document of one activity (one lap), UTF-8; None when no sample has a time.
+def tcx_text(activity: Mapping[str, Any], lines: str, figures: Mapping[str, Any]) -> bytes:
+    """The TCX v2 document of one activity (one lap), UTF-8, around its ``tcx_lines`` and ``lap_figures``.
 
     ``activity``: a row of ``activities`` (at least ``activity_id`` and ``start_date``, a UTC datetime; the
-    summary figures when known). ``samples``: that activity's ``activity_streams`` rows. ``points``: their
-    ``point_texts``, when already made.
+    summary figures when known).
     """
-    start = activity["start_date"]
-    if points is None:
-        points = point_texts(samples, start)
-    timed = points.filter(pl.col("time").is_not_null())
-    if timed.is_empty():
-        return None
-    running = tcx_sport(activity.get("sport_type")) == "Running"
-    head, tail = _lap(activity, timed, samples, running)
+    sport = tcx_sport(activity.get("sport_type"))
+    head, tail = _lap(activity, figures, sport == "Running")
     name = activity.get("name")
     notes = f"<Notes>{xml_text(name)}</Notes>" if name else ""
-    begin = utc_text(start)
+    begin = utc_text(activity["start_date"])
     return (
-        f'{_HEADER}<Activities><Activity Sport="{tcx_sport(activity.get("sport_type"))}"><Id>{begin}</Id>\n'
+        f'{_HEADER}<Activities><Activity Sport="{sport}"><Id>{begin}</Id>\n'
         f'<Lap StartTime="{begin}">{head}<Track>\n'
-        + joined_lines(timed, _trackpoint(running))
+        + lines
         + f"</Track>{tail}</Lap>{notes}</Activity></Activities>\n</TrainingCenterDatabase>\n"
     ).encode("utf-8")
