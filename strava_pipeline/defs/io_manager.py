@@ -119,7 +119,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if cache := (context.definition_metadata or {}).get("landing_cache"):
             # Committed in both stores: the write-ahead copies of these rows are now redundant.
             LandingCache(Path(self.data_dir) / "landing" / str(cache)).discard(committed_keys(obj))
-        context.add_output_metadata(total_rows_metadata(self.connection_url(), table))  # the UI's "Row count"
+        # The UI's "Row count": the whole table's, not this run's.
+        context.add_output_metadata(total_rows_metadata(self.connection_url(), table, VERSIONS_TABLE))
         context.add_output_metadata(
             frame_metadata(
                 obj, partitions=written, postgres_table=table, parquet_path=dg.MetadataValue.path(location), **extra

@@ -69,13 +69,19 @@ def frame_metadata(frame: pl.DataFrame, *, partitions: int = 1, **extra: Any) ->
     return metadata
 
 
-def total_rows_metadata(database_url: str, table: str) -> dict[str, Any]:
-    """The UI's headline "Row count": the rows ``table`` (``schema.name``) holds once this run committed,
-    counted in PostgreSQL, so a run over a few days of a large table shows the table, not the days.
+def total_rows_metadata(database_url: str, table: str, versions_table: str) -> dict[str, Any]:
+    """The UI's headline "Row count": the rows ``table`` (``schema.name``) holds once this run committed, so a
+    run over a few days of a large table shows the table, not the days.
 
-    One ``count(*)`` per materialisation (not per partition): about 0.1 s per million rows.
+    Summed from ``versions_table`` (each partition's row count, committed in the same transaction as its rows;
+    migration 0015 recorded the partitions written before there was one) rather than counted: a ``count(*)``
+    per materialisation reads the whole table each time, which grows with the square of a backfill's length
+    (0.1 s per million rows, once per batch of 92 days).
     """
-    schema, name = table.split(".", 1)
     with connect(database_url) as conn:
-        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))).fetchone()
+        row = conn.execute(
+            sql.SQL("SELECT coalesce(sum(row_count), 0) FROM {} WHERE table_name = %s").format(
+                sql.Identifier(*versions_table.split(".", 1))),
+            (table,),
+        ).fetchone()
     return {ROW_COUNT: int(row[0]) if row else 0}

@@ -253,7 +253,8 @@ COLUMN_DOCS: Mapping[str, Mapping[str, str]] = {
     "partition_versions": {
         "table_name": "The table (strava.<asset>) a partition belongs to.",
         "partition_key": "The partition: a local date 'YYYY-MM-DD', or '' for an unpartitioned table.",
-        "switch_id": "Id of the write that last replaced the partition; its Parquet file carries the same id.",
+        "switch_id": ("Id of the write that last replaced the partition; its Parquet file carries the same id "
+                      "(none for a partition written before this table existed)."),
         "row_count": "Rows the write put into the partition (the same in PostgreSQL and Parquet).",
         "committed_at": "When that write committed (UTC).",
     },

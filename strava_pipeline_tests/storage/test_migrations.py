@@ -116,3 +116,58 @@ def test_concurrent_migrators_apply_each_file_once(pg_url: str, sql_dir: Path) -
         t.join(timeout=60)
     assert errors == []
     assert sorted(v for r in results for v in r) == ["0001", "0002"]
+
+
+def test_an_upgraded_database_counts_and_checks_partitions_written_before_versions(pg_url: str, sql_dir: Path,
+                                                                                    tmp_path: Path) -> None:
+    """A database last migrated before ``partition_versions`` existed (0011): after upgrading, the UI's "Row
+    count" (summed from the versions) still counts its old rows, and its old partitions, whose Parquet files
+    carry no switch id, still pass stores_agree; a new write then updates only the days it replaced."""
+    import shutil
+    from datetime import date
+
+    import polars as pl
+
+    from strava_pipeline.defs.metadata import ROW_COUNT, total_rows_metadata
+    from strava_pipeline.storage.parquet_store import ParquetStore
+    from strava_pipeline.storage.partition_switch import PartitionSwitcher, _write
+
+    for migration in discover_migrations():
+        if migration.version <= "0011":
+            shutil.copy(migration.path, sql_dir / migration.path.name)
+    apply_migrations(pg_url, sql_dir)
+    old = pl.DataFrame({"activity_id": [1, 2, 3], "activity_date": [date(2024, 5, 1), date(2024, 5, 1),
+                                                                    date(2024, 5, 2)],
+                        "fetched_at": ["2024-05-03T00:00:00Z"] * 3, "payload": ['{"id": 1}', '{"id": 2}', '{"id": 3}'],
+                        "manual": [False] * 3})
+    with psycopg.connect(pg_url) as conn:
+        for row in old.iter_rows():
+            conn.execute("INSERT INTO strava.activities_raw (activity_id, activity_date, fetched_at, payload, manual)"
+                         " VALUES (%s, %s, %s, %s, %s)", row)
+        conn.execute("INSERT INTO strava.gear (gear_id, name, gear_type, fetched_at) "
+                     "VALUES ('b1', 'Bike', 'bike', now())")
+    store = ParquetStore(tmp_path / "parquet")
+    switcher = PartitionSwitcher(store, pg_url, versions_table="strava.partition_versions")
+    for (day,), part in old.partition_by("activity_date", as_dict=True).items():
+        path = switcher._final("activities_raw", day.isoformat())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(part, path)  # as written before switch ids: no id in the footer
+
+    assert apply_migrations(pg_url) == ["0012", "0013", "0014", "0015"]
+    table = "strava.activities_raw"
+    assert total_rows_metadata(pg_url, table, "strava.partition_versions") == {ROW_COUNT: 3}
+    assert total_rows_metadata(pg_url, "strava.gear", "strava.partition_versions") == {ROW_COUNT: 1}
+    with psycopg.connect(pg_url) as conn:
+        versions = conn.execute("SELECT partition_key, switch_id, row_count FROM strava.partition_versions "
+                                "WHERE table_name = %s ORDER BY 1", (table,)).fetchall()
+    assert versions == [("2024-05-01", None, 2), ("2024-05-02", None, 1)]
+    days = [date(2024, 5, 1), date(2024, 5, 2)]
+    assert switcher.compare("activities_raw", table, "activity_date", days) == []
+
+    new = old.filter(pl.col("activity_id") == 3).with_columns(activity_id=pl.lit(4, dtype=pl.Int64))
+    new = pl.concat([new, new.with_columns(activity_id=pl.lit(5, dtype=pl.Int64))]).with_columns(
+        pl.col("fetched_at").str.to_datetime(time_zone="UTC"),
+        *(pl.lit(None, dtype=pl.String).alias(c) for c in ("summary_fingerprint", "rejected", "payload_text")))
+    switcher.replace("activities_raw", table, new, partition_column="activity_date", partitions=[days[1]])
+    assert total_rows_metadata(pg_url, table, "strava.partition_versions") == {ROW_COUNT: 4}
+    assert switcher.compare("activities_raw", table, "activity_date", days) == []
