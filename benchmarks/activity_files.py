@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from strava_pipeline.defs.assets.activity_files import CHUNK_ACTIVITIES, files_root, write_activity_files
+from strava_pipeline.defs.assets.activity_files import CHUNK_SAMPLES, files_root, write_activity_files
 from strava_pipeline.simulator import SimulatorConfig, StravaSimulator
 from strava_pipeline.transforms.activities import EXPORT_ACTIVITY_RAW_SCHEMA, activities_frame, raw_activities_frame
 from strava_pipeline.transforms.activity_files import documents, documents_by_activity
@@ -86,13 +86,15 @@ def main() -> None:
                 for doc in documents(row, f).values())
     one_s = time.perf_counter() - began
     rows = list(summaries.sort("start_date").iter_rows(named=True))
+    per = max(1, round(CHUNK_SAMPLES * with_samples / streams.height))  # activities per chunk, as the asset's
     began = time.perf_counter()
-    chunked = sum(len(doc) for i in range(0, len(rows), CHUNK_ACTIVITIES)
-                  for docs in documents_by_activity(rows[i:i + CHUNK_ACTIVITIES], streams).values()
+    chunked = sum(len(doc) for i in range(0, len(rows), per)
+                  for docs in documents_by_activity(rows[i:i + per], streams.filter(
+                      pl.col("activity_id").is_in([r["activity_id"] for r in rows[i:i + per]]))).values()
                   for doc in docs.values())
     documents_s = time.perf_counter() - began
     assert chunked == built, (chunked, built)
-    print(f"documents only (no disk): {documents_s:.2f} s in chunks of {CHUNK_ACTIVITIES} activities, as the asset "
+    print(f"documents only (no disk): {documents_s:.2f} s in chunks of {per} activities, as the asset "
           f"builds them ({one_s:.2f} s one activity at a time: {one_s / documents_s:.2f}x), {built / 2**20:.0f} MiB "
           f"of XML, {streams.height / documents_s:,.0f} samples/s")
 

@@ -15,6 +15,7 @@ uploads the files depends on this asset (``deps``) and reads the folder.
 """
 
 import contextlib
+import itertools
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -35,7 +36,7 @@ from strava_pipeline.transforms.activities import ACTIVITY_SCHEMA
 from strava_pipeline.transforms.activity_files import (
     FILES_DIR,
     day_prefix,
-    documents_by_activity,
+    iter_documents,
     original_suffix,
     relative_path,
 )
@@ -47,9 +48,10 @@ GROUP = "files"
 PRIVATE_DIR_MODE = 0o700
 #: Chunks written at once: two overlap one chunk's document building with another's disk writes.
 WORKERS = 2
-#: Activities whose documents are built together (``documents_by_activity``): enough to spread polars'
-#: per-call cost, few enough that a chunk's XML (about 1.4 MB per one-hour activity) stays small.
-CHUNK_ACTIVITIES = 16
+#: Samples whose documents are built together (``documents_by_activity``), about seven one-hour activities:
+#: enough to spread polars' per-call cost, few enough that a chunk's XML (about 560 bytes per sample, held
+#: about three times over while it is put together) stays small beside a batch's frames.
+CHUNK_SAMPLES = 25_000
 #: A temporary file of a day this old is a killed run's leftover, never one being written.
 ABANDONED_AFTER_S = 3600
 
@@ -175,8 +177,8 @@ def _originals(export_raw: pl.DataFrame, data_dir: Path) -> dict[int, tuple[Path
 
 def plan_day(activities: Iterable[Mapping[str, Any]], built: Mapping[int, dict[str, bytes]],
              originals: Mapping[int, tuple[Path, str]]) -> tuple[DayFiles, int, int]:
-    """The files of one day's activities, from their ``documents_by_activity`` (an activity without samples is
-    absent) and originals, how many activities have any, and how many have no samples."""
+    """The files of one day's activities, from their documents (``iter_documents``; an activity without samples
+    is absent) and originals, how many activities have any, and how many have no samples."""
     wanted: DayFiles = {}
     with_files = without_samples = 0
     for activity in activities:
@@ -193,16 +195,16 @@ def plan_day(activities: Iterable[Mapping[str, Any]], built: Mapping[int, dict[s
     return wanted, with_files, without_samples
 
 
-def _chunks(days: list[date], counts: Mapping[date, int]) -> list[list[date]]:
-    """Consecutive days in groups of about ``CHUNK_ACTIVITIES`` activities (a day is never split)."""
+def _chunks(days: list[date], samples: Mapping[date, int]) -> list[list[date]]:
+    """Consecutive days in groups of about ``CHUNK_SAMPLES`` samples (a day is never split)."""
     chunks: list[list[date]] = []
-    size = CHUNK_ACTIVITIES
+    size = CHUNK_SAMPLES
     for day in days:
-        if size >= CHUNK_ACTIVITIES:
+        if size >= CHUNK_SAMPLES:
             chunks.append([])
             size = 0
         chunks[-1].append(day)
-        size += counts.get(day, 0)
+        size += samples.get(day, 0)
     return chunks
 
 
@@ -213,6 +215,7 @@ def write_activity_files(data_dir: Path, days: list[date], activities: pl.DataFr
     root = files_root(data_dir)
     summaries = pl.DataFrame(schema=ACTIVITY_SCHEMA) if activities.width == 0 else activities
     samples = streams.select(c for c in STREAM_SCHEMA if c in streams.columns) if streams.width else streams
+    lengths = dict(samples.group_by("activity_id").len().iter_rows()) if samples.height else {}
     originals = _originals(export_raw, data_dir)
     by_day: dict[date, list[dict[str, Any]]] = {}
     if summaries.height:
@@ -220,21 +223,24 @@ def write_activity_files(data_dir: Path, days: list[date], activities: pl.DataFr
             by_day[key[0]] = list(frame.sort("start_date", "activity_id").iter_rows(named=True))  # type: ignore[index]
 
     def one_chunk(chunk: list[date]) -> FilesOutcome:
-        rows = [row for day in chunk for row in by_day.get(day, [])]
-        built = documents_by_activity(rows, samples) if rows and samples.height else {}
+        # Day by day as the documents come: a written day's documents are dropped before the next day's are made.
+        made = iter_documents([row for day in chunk for row in by_day.get(day, [])], samples)
         total = FilesOutcome()
         for day in chunk:
-            wanted, with_files, without_samples = plan_day(by_day.get(day, []), built, originals)
+            rows = by_day.get(day, [])
+            built = {i: docs for i, docs in itertools.islice(made, len(rows)) if docs is not None}
+            wanted, with_files, without_samples = plan_day(rows, built, originals)
             outcome = replace_day_files(root, day, wanted)
             outcome.activities, outcome.without_samples = with_files, without_samples
             total.add(outcome)
         return total
 
+    sizes = {day: sum(lengths.get(row["activity_id"], 0) for row in rows) for day, rows in by_day.items()}
     total = FilesOutcome()
     # Chunks are independent (each day owns the names with its date): one builds its documents (polars,
     # without the GIL) while another waits for its fsyncs.
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for outcome in pool.map(one_chunk, _chunks(days, {day: len(rows) for day, rows in by_day.items()})):
+        for outcome in pool.map(one_chunk, _chunks(days, sizes)):
             total.add(outcome)
     return total
 

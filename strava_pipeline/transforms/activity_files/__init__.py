@@ -9,7 +9,8 @@ writes them. Public API, for the asset and for sinks that upload the files elsew
   None when the format cannot hold any sample: GPX needs a position, TCX a time.
 - ``documents(activity, samples)``: both, as ``{".gpx": bytes, ".tcx": bytes}`` (formats without points left out).
 - ``documents_by_activity(activities, samples)``: the same for many activities in a few polars calls
-  (activity id -> documents), what the asset uses: per activity, polars' per-call cost is half the work.
+  (activity id -> documents); ``iter_documents`` yields them one by one, which the asset uses: per activity,
+  polars' per-call cost is half the work.
 - ``relative_path(activity_id, local_date, name, sport_type, suffix)``, ``file_stem``, ``slugify``,
   ``day_prefix``, ``original_suffix``: the names below.
 
@@ -38,6 +39,7 @@ from strava_pipeline.transforms.activity_files.documents import (
     documents,
     documents_by_activity,
     gpx_document,
+    iter_documents,
     tcx_document,
 )
 from strava_pipeline.transforms.activity_files.gpx import GPX_NAMESPACE, POWER_NAMESPACE, TRACKPOINT_EXTENSION_NAMESPACE
@@ -56,8 +58,8 @@ from strava_pipeline.transforms.activity_files.tcx import ACTIVITY_EXTENSION_NAM
 __all__ = [
     "ACTIVITY_EXTENSION_NAMESPACE", "FILES_DIR", "GENERATED_SUFFIXES", "GPX_NAMESPACE", "MAX_SLUG_BYTES",
     "ORIGINAL_INFIX", "POWER_NAMESPACE", "TCX_NAMESPACE", "TRACKPOINT_EXTENSION_NAMESPACE", "day_prefix",
-    "documents", "documents_by_activity", "file_stem", "gpx_document", "original_suffix", "relative_path",
-    "slugify", "tcx_document",
+    "documents", "documents_by_activity", "file_stem", "gpx_document", "iter_documents", "original_suffix",
+    "relative_path", "slugify", "tcx_document",
 ]
 
 #: The folder under the data dir that holds every activity file.

@@ -2,14 +2,15 @@
 
 A one-hour activity's texts take polars a few milliseconds, but each polars call costs about as much again
 in Python (building the expressions, starting the query): per activity, that overhead was half the time of
-the ``activity_files`` asset. So the samples of all the activities asked for are turned into texts, lines and
-lap figures in a handful of calls, and only the documents' heads and tails are put together per activity.
+the ``activity_files`` asset. So the samples of all the activities asked for (the asset asks for about seven
+one-hour activities at a time) are turned into texts, lines and lap figures in a handful of calls, and only
+the documents' heads and tails are put together per activity.
 One activity is the same call with one activity: the documents of an activity do not depend on the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -18,31 +19,49 @@ from strava_pipeline.transforms.activity_files._xml import point_texts
 from strava_pipeline.transforms.activity_files.gpx import gpx_lines, gpx_text
 from strava_pipeline.transforms.activity_files.tcx import lap_figures, tcx_lines, tcx_sport, tcx_text
 
-__all__ = ["documents", "documents_by_activity", "gpx_document", "tcx_document"]
+__all__ = ["documents", "documents_by_activity", "gpx_document", "iter_documents", "tcx_document"]
+
+
+def iter_documents(activities: Sequence[Mapping[str, Any]], samples: pl.DataFrame
+                   ) -> Iterator[tuple[int, dict[str, bytes] | None]]:
+    """Each activity of ``activities`` (rows of ``activities``: ``activity_id``, ``start_date`` (UTC datetime),
+    ``name``, ``sport_type`` and the summary figures), in their order, with its GPX and TCX documents by file
+    suffix (``{".gpx": bytes, ".tcx": bytes}``) from its rows of ``samples`` (``activity_streams`` rows of any
+    subset of its columns, with ``activity_id``), or None when it has none. A format that would hold no point
+    is left out: GPX needs a position, TCX a time.
+
+    The texts of all of them are made up front, in a few polars calls; each document is then put together
+    when asked for and its text dropped, so a caller that writes each as it comes holds the XML about once.
+    """
+    by_id = {int(activity["activity_id"]): activity for activity in activities}
+    if samples.is_empty():
+        gpx: dict[int, str] = {}
+        tcx: dict[int, str] = {}
+        figures: dict[int, dict[str, Any]] = {}
+        present: set[int] = set()
+    else:
+        points = point_texts(samples, {activity_id: a["start_date"] for activity_id, a in by_id.items()})
+        running = [i for i, a in by_id.items() if tcx_sport(a.get("sport_type")) == "Running"]
+        gpx, tcx, figures = gpx_lines(points), tcx_lines(points, running), lap_figures(points)
+        present = set(points.get_column("activity_id").unique())
+        del points
+    for activity_id, activity in by_id.items():
+        if activity_id not in present:
+            yield activity_id, None
+            continue
+        produced = {}
+        if activity_id in gpx:
+            produced[".gpx"] = gpx_text(activity, gpx.pop(activity_id))
+        if activity_id in tcx:
+            produced[".tcx"] = tcx_text(activity, tcx.pop(activity_id), figures[activity_id])
+        yield activity_id, produced
 
 
 def documents_by_activity(activities: Iterable[Mapping[str, Any]], samples: pl.DataFrame
                           ) -> dict[int, dict[str, bytes]]:
-    """Activity id -> its GPX and TCX documents by file suffix (``{".gpx": bytes, ".tcx": bytes}``), for every
-    activity of ``activities`` (rows of ``activities``: ``activity_id``, ``start_date`` (UTC datetime),
-    ``name``, ``sport_type`` and the summary figures) that has samples in ``samples`` (``activity_streams``
-    rows of any subset of its columns, with ``activity_id``). A format that would hold no point is left out:
-    GPX needs a position, TCX a time; an activity with neither maps to ``{}``."""
-    by_id = {int(activity["activity_id"]): activity for activity in activities}
-    if not by_id or samples.is_empty():
-        return {}
-    points = point_texts(samples, {activity_id: a["start_date"] for activity_id, a in by_id.items()})
-    running = [i for i, a in by_id.items() if tcx_sport(a.get("sport_type")) == "Running"]
-    gpx, tcx, figures = gpx_lines(points), tcx_lines(points, running), lap_figures(points)
-    found: dict[int, dict[str, bytes]] = {}
-    for activity_id in points.get_column("activity_id").unique(maintain_order=True):
-        activity, produced = by_id[activity_id], {}
-        if activity_id in gpx:
-            produced[".gpx"] = gpx_text(activity, gpx[activity_id])
-        if activity_id in tcx:
-            produced[".tcx"] = tcx_text(activity, tcx[activity_id], figures[activity_id])
-        found[activity_id] = produced
-    return found
+    """Activity id -> its documents (see ``iter_documents``), for every activity with samples; an activity
+    whose samples fit neither format maps to ``{}``."""
+    return {activity_id: docs for activity_id, docs in iter_documents(list(activities), samples) if docs is not None}
 
 
 def documents(activity: Mapping[str, Any], samples: pl.DataFrame) -> dict[str, bytes]:
