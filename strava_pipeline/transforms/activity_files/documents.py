@@ -2,7 +2,7 @@
 
 A one-hour activity's texts take polars a few milliseconds, but each polars call costs about as much again
 in Python (building the expressions, starting the query): per activity, that overhead was half the time of
-the ``activity_files`` asset. So the samples of all the activities asked for (the asset asks for about seven
+the ``activity_files`` asset. So the samples of all the activities asked for (the asset asks for about three
 one-hour activities at a time) are turned into texts, lines and lap figures in a handful of calls, and only
 the documents' heads and tails are put together per activity.
 One activity is the same call with one activity: the documents of an activity do not depend on the others.
