@@ -48,7 +48,7 @@ GROUP = "files"
 PRIVATE_DIR_MODE = 0o700
 #: Chunks written at once: two overlap one chunk's document building with another's disk writes.
 WORKERS = 2
-#: Samples whose documents are built together (``documents_by_activity``), about three one-hour activities:
+#: Samples whose documents are built together (``iter_documents``), about three one-hour activities at 1 Hz:
 #: enough to spread polars' per-call cost, few enough that a chunk's XML (about 560 bytes per sample, held
 #: about three times over while it is put together) stays small beside a batch's frames.
 CHUNK_SAMPLES = 12_000
