@@ -61,6 +61,7 @@ from strava_pipeline.storage.parquet_store import (
 from strava_pipeline.storage.postgres_writer import (
     PartitionWriteError,
     lock_days,
+    prefer_indexes,
     replace_partitions,
     summarize_new_block_ranges,
 )
@@ -276,6 +277,7 @@ class PartitionSwitcher:
                 with conn.transaction():
                     counts = {_key(day): part.height for day, part in groups.items()}
                     if days is not None and entity_key is not None and partition_column is not None and frame.height:
+                        prefer_indexes(conn)
                         result.moved_from = self._move_entities(
                             conn, oid, journal, frame, partition_column, days, entity_key, counts
                         )
@@ -473,6 +475,7 @@ class PartitionSwitcher:
                     sql.SQL("SELECT '', count(*), {s} FROM {t}").format(s=total, t=_identifier(table))
                 ).fetchall()
             else:
+                prefer_indexes(conn)
                 rows = conn.execute(
                     sql.SQL("SELECT {p}::text, count(*), {s} FROM {t} WHERE {p} = ANY(%s) GROUP BY 1").format(
                         p=sql.Identifier(partition_column or ""), s=total, t=_identifier(table)

@@ -361,6 +361,19 @@ def summarize_new_block_ranges(conn: psycopg.Connection, table: str) -> bool:
     return True
 
 
+def prefer_indexes(conn: psycopg.Connection[Any]) -> None:
+    """Have the rest of the current transaction select days and entities through the tables' indexes.
+
+    A table a backfill is filling has no statistics until autovacuum's analyse gets to it (a minute or
+    more). Without them the planner takes each element of ``= ANY(<92 days>)`` as 0.5% of the rows and
+    reads the whole table, for a ``DELETE`` of days that hold nothing. The indexes (BRIN on
+    ``activity_streams``) read only the block ranges that can hold the days. Measured with auto_explain on
+    a two-year mirror backfill (2.4 M samples): every partition ``DELETE``, moved-entity lookup and
+    stores_agree count was a sequential scan, 2.9 s of server time in all.
+    """
+    conn.execute("SET LOCAL enable_seqscan = off")
+
+
 def replace_partitions(
     conn: psycopg.Connection,
     table: str,
@@ -399,6 +412,8 @@ def replace_partitions(
     try:
         with conn.transaction():
             _lock(conn, info.oid, days)
+            if days is not None:
+                prefer_indexes(conn)
             if days is None:
                 conn.execute(sql.SQL("DELETE FROM {}").format(table_sql))
             else:
