@@ -172,6 +172,8 @@ def _aggregates(columns: list[str]) -> list[tuple[str, str, pl.Expr]]:
             checks.append(("exact", f"sum({ident}::int)", pl.col(name).cast(pl.Int64).sum()))
         elif dtype.is_integer():
             checks.append(("exact", f"sum({ident}::int8)", pl.col(name).cast(pl.Int64).sum()))
+        elif dtype == pl.String:
+            checks.append(("exact", f"sum(octet_length({ident}))", pl.col(name).str.len_bytes().cast(pl.Int64).sum()))
         else:
             checks.append(("float", f"sum({ident})", pl.col(name).sum()))
     return checks
