@@ -115,3 +115,17 @@ def test_days_written_with_different_columns_read_together_in_day_order(tmp_path
     assert read.get_column("activity_id").to_list() == [1.0, 2.0, 3.0, 4.5]
     assert read.get_column("sport").to_list() == [None, None, None, "Run"]
     assert store.read("acts", [D1, D2], columns=["activity_id"]).get_column("activity_id").to_list() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("order", ["by day", "days interleaved"])
+def test_each_day_file_holds_exactly_that_days_rows_whatever_the_frames_order(tmp_path, order) -> None:
+    """Frames sorted by day are split without copying; one whose days are interleaved (an asset that
+    appends a second source) must still put every row in its own day's file, in the frame's order."""
+    days = [D1, D2, D1, D3, D2] if order == "days interleaved" else [D1, D1, D2, D2, D3]
+    frame = pl.DataFrame({"activity_date": days, "activity_id": [1, 2, 3, 4, 5]},
+                         schema={"activity_date": pl.Date, "activity_id": pl.Int64})
+    store = ParquetStore(tmp_path)
+    store.write_partitions("acts", frame, partition_column="activity_date", partitions=[D1, D2, D3])
+    for day in (D1, D2, D3):
+        expected = frame.filter(pl.col("activity_date") == day)
+        assert store.read("acts", [day]).equals(expected), day
