@@ -20,7 +20,7 @@ those types before encoding.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,9 @@ __all__ = [
 #: the real ``strava.activity_streams`` (benchmarks/load_postgres.py): 5k-10k rows ~1.33 s, 100k ~1.5 s,
 #: one batch ~2.7 s.
 DEFAULT_CHUNK_ROWS = 10_000
+#: Bytes per batch at most (by the frame's average row): with rows alone, a quarter's stream payloads
+#: (~35 MB) were one batch, converted to Arrow and encoded beside the frame all at once.
+CHUNK_BYTES = 8 * 2**20
 
 
 class PartitionWriteError(RuntimeError):
@@ -254,11 +257,18 @@ def _prepare_frame(frame: pl.DataFrame, plan: Sequence[tuple[str, PgType]]) -> p
         raise ValueError(f"cannot convert frame for loading: {exc}") from exc
 
 
-def _to_arrow(prepared: pl.DataFrame, plan: Sequence[tuple[str, PgType]]) -> pa.Table:
-    """``prepared`` as Arrow with exactly the planned Arrow types (a no-op cast with today's polars)."""
-    table = prepared.to_arrow()
-    target = pa.schema([pa.field(name, pg.arrow) for name, pg in plan])
-    return table if table.schema == target else table.cast(target)
+def _arrow_schema(plan: Sequence[tuple[str, PgType]]) -> pa.Schema:
+    return pa.schema([pa.field(name, pg.arrow) for name, pg in plan])
+
+
+def _batches(prepared: pl.DataFrame, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """``prepared`` as Arrow batches with exactly the planned types (a no-op cast with today's polars), of
+    at most ``chunk_rows`` rows and about :data:`CHUNK_BYTES`, converted one at a time: polars' strings
+    become a copy in Arrow, and only one batch's copy exists at once."""
+    rows = max(1, min(chunk_rows, prepared.height * CHUNK_BYTES // max(1, prepared.estimated_size())))
+    for offset in range(0, prepared.height, rows):
+        table = prepared.slice(offset, rows).to_arrow()
+        yield from (table if table.schema == schema else table.cast(schema)).to_batches()
 
 
 def _encoder(schema: pa.Schema, plan: Sequence[tuple[str, PgType]]) -> pgpq.ArrowToPostgresBinaryEncoder:
@@ -316,14 +326,13 @@ def lock_days(conn: psycopg.Connection[Any], function: str, table_oid: int, days
 def _copy(
     conn: psycopg.Connection,
     copy_stmt: sql.Composed,
-    table: pa.Table,
+    batches: Iterator[pa.RecordBatch],
     encoder: pgpq.ArrowToPostgresBinaryEncoder,
-    chunk_rows: int,
 ) -> None:
     """Encode and send batch by batch, so the server parses one batch while the next is encoded."""
     with conn.cursor() as cur, cur.copy(copy_stmt) as copy:
         copy.write(encoder.write_header())
-        for batch in table.to_batches(max_chunksize=chunk_rows):
+        for batch in batches:
             copy.write(encoder.write_batch(batch))
         copy.write(encoder.finish())
 
@@ -404,8 +413,8 @@ def replace_partitions(
     if partitions is not None and partition_column not in {name for name, _ in plan}:
         raise ValueError(f"{table}: partition column {partition_column!r} is not a column of the table")
     prepared = _prepare_frame(frame, plan)
-    arrow = _to_arrow(prepared, plan)
-    encoder = _encoder(arrow.schema, plan)
+    schema = _arrow_schema(plan)
+    encoder = _encoder(schema, plan)
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         table_sql, sql.SQL(", ").join(sql.Identifier(name) for name, _ in plan)
     )
@@ -421,10 +430,10 @@ def replace_partitions(
                     sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(table_sql, sql.Identifier(partition_column)),
                     (days,),
                 )
-            if arrow.num_rows:
-                _copy(conn, copy_stmt, arrow, encoder, chunk_rows)
+            if prepared.height:
+                _copy(conn, copy_stmt, _batches(prepared, schema, chunk_rows), encoder)
     except psycopg.Error as exc:
         _cache.get(conn, {}).pop(table, None)  # the table may have changed under us
         which = "all rows" if days is None else f"partitions {[d.isoformat() for d in days]}"
         raise PartitionWriteError(f"replacing {which} of {table} failed, nothing was changed: {exc}") from exc
-    return arrow.num_rows
+    return prepared.height

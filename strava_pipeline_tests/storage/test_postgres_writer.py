@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -148,6 +149,20 @@ def test_long_json_and_text_values_round_trip_verbatim(pg_conn: psycopg.Connecti
     replace_partitions(pg_conn, "raw_bodies", frame, partition_column="day", partitions=[D1])
     got = pg_conn.execute("SELECT id, body::text, note FROM raw_bodies ORDER BY id").fetchall()
     assert got == list(zip([1, 2, 3, 4], bodies, frame["note"].to_list(), strict=True))
+
+
+def test_a_frame_of_many_megabytes_goes_in_whole_however_it_is_split(pg_conn: psycopg.Connection) -> None:
+    """A quarter of stream payloads is tens of MB in a few hundred rows: it is sent in batches of a few MB
+    (not of 10,000 rows), and every row arrives once, in full, whatever the split."""
+    pg_conn.execute("CREATE TABLE big_bodies (day date, id bigint, body json)")
+    pg_conn.commit()
+    sizes = [3_000_000, 10, 5_000_000, 1_000_000, 2_500_000, 7, 4_000_000]  # ~15 MiB: several batches
+    bodies = ['{"data": "' + chr(ord("a") + i) * n + '"}' for i, n in enumerate(sizes)]
+    frame = pl.DataFrame({"day": [D1] * 4 + [D2] * 3, "id": range(len(sizes)), "body": bodies},
+                         schema={"day": pl.Date, "id": pl.Int64, "body": pl.String})
+    assert replace_partitions(pg_conn, "big_bodies", frame, partition_column="day", partitions=[D1, D2]) == len(sizes)
+    got = pg_conn.execute("SELECT id, md5(body::text), length(body::text) FROM big_bodies ORDER BY id").fetchall()
+    assert got == [(i, hashlib.md5(b.encode()).hexdigest(), len(b)) for i, b in enumerate(bodies)]
 
 
 @pytest.mark.parametrize("chunk_rows", [1000, 7])
