@@ -6,10 +6,12 @@ function is wrapped in the child only), and the test then looks at what a later 
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -19,6 +21,7 @@ import polars as pl
 import psycopg
 import pytest
 
+from strava_pipeline.storage import partition_switch as ps
 from strava_pipeline.storage.parquet_store import ParquetStore
 from strava_pipeline.storage.partition_switch import PartitionSwitcher
 from strava_pipeline.storage.postgres_writer import PartitionWriteError
@@ -145,6 +148,36 @@ def test_a_refused_write_leaves_both_stores_as_they_were(switcher: PartitionSwit
     with pytest.raises(PartitionWriteError, match="nothing was changed"):
         write(switcher, duplicate, [D1, D2])
 
+    assert postgres_rows(switcher) == parquet_rows(switcher) == sorted(OLD.rows())
+    assert leftovers(switcher) == []
+
+
+def test_a_parquet_file_failing_after_the_rows_were_copied_rolls_the_transaction_back(
+    switcher: PartitionSwitcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Parquet files are written while the transaction runs: one that fails only after PostgreSQL has
+    taken every row must still leave both stores as they were (the commit waits for every file)."""
+    write(switcher, OLD, [D1, D2])
+    copied = threading.Event()
+    real_replace, real_write = ps.replace_partitions, ps._write
+
+    def replace_then_signal(*args, **kwargs):
+        rows = real_replace(*args, **kwargs)
+        copied.set()
+        return rows
+
+    def write_fails_for_d2(part: pl.DataFrame, path: Path, *args) -> None:
+        if part.height and part.get_column("activity_date")[0] == D2:
+            assert copied.wait(20), "the rows were never copied while this file was being written"
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(part, path, *args)
+
+    monkeypatch.setattr(ps, "replace_partitions", replace_then_signal)
+    monkeypatch.setattr(ps, "_write", write_fails_for_d2)
+    with pytest.raises(PartitionWriteError, match=r"No space left on device.*nothing was changed in either store"):
+        write(switcher, NEW, [D1, D2])
+
+    assert copied.is_set()
     assert postgres_rows(switcher) == parquet_rows(switcher) == sorted(OLD.rows())
     assert leftovers(switcher) == []
 
