@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -31,10 +32,14 @@ SCHEMA_FILENAME = "_schema.parquet"
 _DAY_PREFIX = "date="
 #: Concurrent file writes/reads of one call (I/O-bound: fsync and decompression release the GIL).
 _WRITERS = 8
+#: How every Parquet file of the store is written. zstd level 1, not polars' default 3: the same size
+#: (36 MB of raw payloads either way, 55 vs 54 MB of samples for the peers' 2.4 M) in 0.7 instead of 1.1 s
+#: of CPU for raw payloads and 1.0 instead of 1.4 s for samples; reading is as fast.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "statistics": True}
 
 
 def _atomic_write(frame: pl.DataFrame, destination: Path) -> None:
-    write_atomic(destination, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
+    write_atomic(destination, lambda tmp: frame.write_parquet(tmp, **PARQUET_OPTIONS))
 
 
 def remove_day(path: Path) -> None:

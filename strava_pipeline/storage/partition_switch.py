@@ -55,6 +55,7 @@ from psycopg import sql
 from strava_pipeline.storage.databases import connect
 from strava_pipeline.storage.files import PRIVATE_FILE_MODE, TMP_SUFFIX, fsync_dir, write_atomic
 from strava_pipeline.storage.parquet_store import (
+    PARQUET_OPTIONS,
     SCHEMA_FILENAME,
     ParquetStore,
     remove_day,
@@ -555,7 +556,7 @@ def _write(frame: pl.DataFrame, path: Path, switch_id: str | None = None, sum_co
         metadata[FOOTER_SWITCH_KEY] = switch_id
     if sum_column and sum_column in frame.columns:
         metadata[_footer_sum_key(sum_column)] = str(frame.get_column(sum_column).sum())
-    frame.write_parquet(path, compression="zstd", statistics=True, metadata=metadata or None)
+    frame.write_parquet(path, **PARQUET_OPTIONS, metadata=metadata or None)
 
 
 def _footer_sum_key(column: str) -> str:
