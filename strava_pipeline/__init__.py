@@ -3,9 +3,5 @@
 Layers, each importing only the ones before it: ``strava`` (API client) and ``simulator`` (a Strava of
 our own), ``transforms`` (pure functions), ``storage`` (Parquet, PostgreSQL), then the Dagster glue
 (``assets``, ``io_managers``, ``resources``, ``checks``, ``schedules``, ``sensors``, ``definitions``)
-and the ``cli``. ``allocator`` runs first, on import of the package: see its docstring.
+and the ``cli``.
 """
-
-from strava_pipeline.allocator import return_freed_memory_promptly
-
-return_freed_memory_promptly()  # before anything imports polars

@@ -17,7 +17,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "strava_pipeline"
 #: Which of our own packages each package may import (besides itself). ``None``: anything of ours.
 ALLOWED: dict[str, set[str] | None] = {
     "settings": set(),
-    "allocator": set(),  # set up by the package's __init__ before anything loads polars
     "simulator": set(),  # a Strava of our own: it must work without the pipeline it serves
     "storage": set(),  # Parquet and PostgreSQL: knows nothing of Strava
     "strava": {"storage"},  # the token store writes through storage.files
