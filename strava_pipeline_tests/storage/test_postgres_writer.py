@@ -152,8 +152,8 @@ def test_long_json_and_text_values_round_trip_verbatim(pg_conn: psycopg.Connecti
 
 
 def test_a_frame_of_many_megabytes_goes_in_whole_however_it_is_split(pg_conn: psycopg.Connection) -> None:
-    """A quarter of stream payloads is tens of MB in a few hundred rows: it is sent in batches of a few MB
-    (not of 10,000 rows), and every row arrives once, in full, whatever the split."""
+    """A quarter of stream payloads is tens of MB in a few hundred rows, so it goes in several batches of a
+    few MB rather than one of 10,000 rows: every row must arrive once and in full whatever the split."""
     pg_conn.execute("CREATE TABLE big_bodies (day date, id bigint, body json)")
     pg_conn.commit()
     sizes = [3_000_000, 10, 5_000_000, 1_000_000, 2_500_000, 7, 4_000_000]  # ~15 MiB: several batches
