@@ -61,7 +61,9 @@ def child(asset: str, database_url: str, root: str, activities: int, samples: in
     days = [FIRST_DAY + timedelta(days=d) for d in range(DAYS)]
     switcher = PartitionSwitcher(ParquetStore(Path(root)), database_url, versions_table=VERSIONS_TABLE)
     table = f"strava.{asset}"
-    warm = frame.with_columns(pl.col("activity_date") + timedelta(days=400), pl.col("activity_id") + 1)
+    # Other days and other ids: the measured write must not move the warm-up's activities (a backfill's
+    # quarters never share an activity), which would read and rewrite the warm-up's files as well.
+    warm = frame.with_columns(pl.col("activity_date") + timedelta(days=400), pl.col("activity_id") + 1_000_000)
     switcher.replace(asset, table, warm, partition_column="activity_date",
                      partitions=[d + timedelta(days=400) for d in days], entity_key="activity_id")
     del warm
