@@ -20,13 +20,14 @@ from importlib import resources
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import sqlalchemy.exc
 
 from strava_pipeline.cli.stale_runs import fail_killed_runs, install_slot_wait_reporting
 from strava_pipeline.defs import lighten_dagster_bookkeeping
 from strava_pipeline.defs.resources import STRAVA_API_POOL
 from strava_pipeline.settings import Settings
-from strava_pipeline.storage.databases import DATABASE_URL_ENV, normalize_database_url
+from strava_pipeline.storage.databases import DATABASE_URL_ENV, connect, normalize_database_url
 from strava_pipeline.storage.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from strava_pipeline.storage.files import write_atomic
 from strava_pipeline.storage.migrations import apply_migrations
@@ -74,6 +75,40 @@ def _create_api_pool(instance: dg.DagsterInstance) -> None:
             raise
 
 
+# Arbitrary constant identifying "creating Dagster's tables" among this database's advisory locks.
+_DAGSTER_STORAGE_LOCK_KEY = 0x5354_5241_5641_4447  # "STRAVADG"
+# The table each of dagster-postgres's three storages looks for before creating its tables.
+_DAGSTER_MAIN_TABLES = ("runs", "event_logs", "jobs")
+
+
+def create_dagster_storage(database_url: str) -> None:
+    """Create Dagster's run, event-log and schedule tables in a new database, one process at a time.
+
+    Each dagster-postgres storage creates its tables when it finds them missing, and its retry only covers
+    a duplicate *table*: two processes doing it at once (two backfills started together on a new database,
+    or the UI's daemon and webserver) made one of them fail with ``type "instigators" already exists``.
+    Here the first process creates them under an advisory lock; the others wait for it, then find them.
+    A database that already has them costs one query.
+    """
+    with connect(database_url, autocommit=True) as conn:
+        if _dagster_tables_exist(conn):
+            return
+        conn.execute("SELECT pg_advisory_lock(%s)", (_DAGSTER_STORAGE_LOCK_KEY,))
+        try:
+            if not _dagster_tables_exist(conn):
+                with dg.DagsterInstance.get():
+                    pass  # constructing the storages creates their tables
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_DAGSTER_STORAGE_LOCK_KEY,))
+
+
+def _dagster_tables_exist(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "SELECT bool_and(to_regclass(t) IS NOT NULL) FROM unnest(%s::text[]) AS t", (list(_DAGSTER_MAIN_TABLES),)
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def instance_config() -> str:
     """The Dagster instance configuration the package ships (storage in the pipeline's PostgreSQL)."""
     return resources.files("strava_pipeline.defs").joinpath("dagster.yaml").read_text(encoding="utf-8")
@@ -119,6 +154,7 @@ def pipeline_environment(settings: Settings, *, keep_database_running: bool = Fa
         prepared = Settings.from_env()
         assert prepared.database_url is not None
         apply_migrations(prepared.database_url)
+        create_dagster_storage(prepared.database_url)
         yield prepared
     finally:
         if previous is None:
