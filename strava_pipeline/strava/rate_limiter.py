@@ -54,6 +54,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,22 +107,72 @@ class StravaInterrupted(KeyboardInterrupt):
         super().__init__(message)
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path`` (created 0600, never removed, so every process locks
-    the same inode) while the block runs; closing the descriptor releases it, as a killed process's exit does.
+#: How often a limiter checks that the files it holds open are still the ones at their paths.
+_REOPEN_CHECK_SECONDS = 1.0
 
-    The same file and the same kind of lock as the ``filelock`` package this replaced, so processes of an
-    older version still exclude this one. Blocking, where filelock polled every 50 ms: the lock is held for
-    one read-modify-write of a small file, and taking it costs two system calls instead of 0.66 ms of
-    Python (twice per request, measured).
+
+class _SharedStateFile:
+    """The state file and its lock file, held open between requests.
+
+    Opening, locking and closing both files for every read-modify-write took eight system calls, twice per
+    request, all under the limiter's lock; each returns to Python only once it has the GIL back, which a busy
+    main thread holds for up to the switch interval (5 ms), so the fetch threads queued behind one another
+    (``benchmarks/fetch_contention.py``). Held open, a cycle is four: lock, read, write, unlock.
+
+    Still the same files for every process: at most once a second (and in a forked child) both paths are
+    checked against the open descriptors, and a file removed or replaced is opened anew, so a limiter never
+    keeps counting in a file nobody else reads. The lock is the same ``flock`` on the same ``.lock`` file as
+    before, and as the ``filelock`` package of older versions, so their processes still exclude this one;
+    blocking, where filelock polled every 50 ms: the lock is held for one read-modify-write of a small file.
     """
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
+        self._fds: list[int] = []  # [lock, state] while open; shared with the finaliser, which closes them
+        self._pid = 0
+        self._checked_at = -math.inf
+        weakref.finalize(self, _close_all, self._fds)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[tuple[int, bytes]]:
+        """Hold the lock; yield the state file's descriptor and its whole content."""
+        lock_fd, state_fd = self._open()
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            yield state_fd, _read_all(state_fd)
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+    def _open(self) -> tuple[int, int]:
+        now = time.monotonic()
+        if self._fds and self._pid == os.getpid() and now - self._checked_at < _REOPEN_CHECK_SECONDS:
+            return self._fds[0], self._fds[1]
+        if self._fds and self._pid == os.getpid() and self._still_at_paths():
+            self._checked_at = now
+            return self._fds[0], self._fds[1]
+        _close_all(self._fds)  # in a forked child these are the parent's: closing them releases nothing of it
+        self._fds.append(os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600))
+        self._fds.append(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        self._pid, self._checked_at = os.getpid(), now
+        return self._fds[0], self._fds[1]
+
+    def _still_at_paths(self) -> bool:
+        try:
+            return all(_same_file(fd, path) for fd, path in zip(self._fds, (self.lock_path, self.path), strict=True))
+        except OSError:
+            return False
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    held, named = os.fstat(fd), os.stat(path)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _close_all(fds: list[int]) -> None:
+    while fds:
+        with contextlib.suppress(OSError):
+            os.close(fds.pop())
 
 
 def parse_rate_pair(value: str | None) -> Pair:
@@ -217,12 +268,17 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+_READ_SIZE = 65536
+
+
 def _read_all(fd: int) -> bytes:
-    """The whole content of an open file, from the start."""
+    """The whole content of an open file, from the start: one ``pread`` for a state (about 700 bytes)."""
     chunks, offset = [], 0
-    while chunk := os.pread(fd, 65536, offset):
+    while chunk := os.pread(fd, _READ_SIZE, offset):
         chunks.append(chunk)
         offset += len(chunk)
+        if len(chunk) < _READ_SIZE:
+            break
     return b"".join(chunks)
 
 
@@ -379,6 +435,7 @@ class RateLimiter:
         self.state_path = Path(state_path) if state_path is not None else None
         if self.state_path is not None:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = _SharedStateFile(self.state_path) if self.state_path is not None else None
         self._memory_state: dict[str, Any] = self._empty_state()
         self._unreadable_seen: bytes | None = None  # the damaged content last warned about
         self._announce_lock = threading.Lock()
@@ -486,19 +543,14 @@ class RateLimiter:
                 self._roll(self._memory_state, self._clock())
                 yield self._memory_state
                 return
-            with _exclusive(self.state_path.with_name(self.state_path.name + ".lock")):
-                fd = os.open(self.state_path, os.O_RDWR | os.O_CREAT, 0o600)
-                try:
-                    raw = _read_all(fd)
-                    now = self._clock()
-                    state = self._parse_file_state(raw, now)
-                    self._roll(state, now)
-                    yield state
-                    state["updated_at"] = self._clock()
-                    data = json.dumps(state, sort_keys=True).encode("utf-8")
-                    os.pwrite(fd, data.ljust(len(raw)), 0)
-                finally:
-                    os.close(fd)
+            with self._file.locked() as (fd, raw):  # type: ignore[union-attr]
+                now = self._clock()
+                state = self._parse_file_state(raw, now)
+                self._roll(state, now)
+                yield state
+                state["updated_at"] = self._clock()
+                data = json.dumps(state, sort_keys=True).encode("utf-8")
+                os.pwrite(fd, data.ljust(len(raw)), 0)
                 self._memory_state = state
 
     def _roll(self, state: dict[str, Any], now: float) -> None:

@@ -368,6 +368,52 @@ def test_acquires_from_several_processes_are_all_counted(tmp_path: Path) -> None
         assert snap.get("read", "15min").usage == 60
 
 
+def test_a_state_file_removed_and_created_anew_is_the_one_counted_in(
+    tmp_path: Path, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A limiter holds its files open between requests; when they are replaced (a data folder deleted while a
+    long-lived process runs, another process starting afresh) it counts in the new ones, never in a file
+    nobody else reads."""
+    import strava_pipeline.strava.rate_limiter as rate_limiter
+
+    monkeypatch.setattr(rate_limiter, "_REOPEN_CHECK_SECONDS", 0.0)  # check on every request, not once a second
+    state = tmp_path / "rate.json"
+    long_lived = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep)
+    long_lived.acquire()
+    state.unlink()
+    state.with_name("rate.json.lock").unlink()
+    newcomer = RateLimiter(state_path=state, clock=fake_clock, sleep=fake_clock.sleep)
+    newcomer.acquire()
+    long_lived.acquire()
+    assert newcomer.snapshot().get("read", "15min").usage == 2
+    assert json.loads(state.read_text())["windows"]["read"]["daily"]["count"] == 2
+
+
+def test_a_forked_child_is_excluded_while_its_parent_holds_the_lock(tmp_path: Path) -> None:
+    """Descriptors inherited through ``fork`` share the parent's lock (an flock belongs to the open file, not
+    the process): a child must open the files anew, or it would read and write while the parent does."""
+    import fcntl
+    import os
+
+    from strava_pipeline.strava.rate_limiter import _SharedStateFile
+
+    shared = _SharedStateFile(tmp_path / "rate.json")
+    with shared.locked():
+        pid = os.fork()
+        if pid == 0:  # the child: try the lock without blocking, report through the exit status
+            code = 2
+            try:
+                lock_fd, _ = shared._open()
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                code = 1  # got in beside the parent
+            except BlockingIOError:
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def _acquire_many(args: tuple[str, int, object]) -> int:
     from strava_pipeline_tests.strava._workers import acquire_many
 
@@ -516,13 +562,13 @@ def test_the_state_lock_excludes_processes_locking_it_with_filelock_as_older_ver
 
     from filelock import FileLock, Timeout
 
-    from strava_pipeline.strava.rate_limiter import _exclusive
+    from strava_pipeline.strava.rate_limiter import _SharedStateFile
 
     state = tmp_path / "rate.json"
     RateLimiter(state_path=state).acquire()
     lock_path = tmp_path / "rate.json.lock"
     assert lock_path.exists() and lock_path.stat().st_mode & 0o777 == 0o600
-    with _exclusive(lock_path), pytest.raises(Timeout):  # an older version's process cannot get in ...
+    with _SharedStateFile(state).locked(), pytest.raises(Timeout):  # an older version's process cannot get in ...
         FileLock(str(lock_path), thread_local=False).acquire(timeout=0)
     with FileLock(str(lock_path), thread_local=False):  # ... nor this one while an older one holds it
         fd = os.open(lock_path, os.O_RDWR)
