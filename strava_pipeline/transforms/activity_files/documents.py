@@ -35,8 +35,8 @@ def iter_documents(activities: Sequence[Mapping[str, Any]], samples: pl.DataFram
     """
     by_id = {int(activity["activity_id"]): activity for activity in activities}
     if samples.is_empty():
-        gpx: dict[int, str] = {}
-        tcx: dict[int, str] = {}
+        gpx: dict[int, bytes] = {}
+        tcx: dict[int, bytes] = {}
         figures: dict[int, dict[str, Any]] = {}
         present: set[int] = set()
     else:

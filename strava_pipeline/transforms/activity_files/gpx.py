@@ -18,6 +18,7 @@ import polars as pl
 
 from strava_pipeline.transforms.activity_files._xml import (
     group,
+    join_document,
     lines_by_activity,
     optional,
     utc_text,
@@ -72,11 +73,11 @@ def gpx_head(activity: Mapping[str, Any]) -> str:
     )
 
 
-def gpx_lines(points: pl.DataFrame) -> dict[int, str]:
+def gpx_lines(points: pl.DataFrame) -> dict[int, bytes]:
     """Activity id -> its track points' lines, from ``point_texts``; an activity without a position is absent."""
     return lines_by_activity(points.filter(pl.col("lat").is_not_null()), trackpoint())
 
 
-def gpx_text(activity: Mapping[str, Any], lines: str) -> bytes:
+def gpx_text(activity: Mapping[str, Any], lines: bytes) -> bytes:
     """The GPX 1.1 document of one activity, UTF-8, around its ``gpx_lines``."""
-    return (gpx_head(activity) + lines + GPX_TAIL).encode("utf-8")
+    return join_document(gpx_head(activity), lines, GPX_TAIL)

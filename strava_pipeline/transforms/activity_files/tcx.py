@@ -19,6 +19,7 @@ import polars as pl
 
 from strava_pipeline.transforms.activity_files._xml import (
     group,
+    join_document,
     lines_by_activity,
     optional,
     utc_text,
@@ -74,7 +75,7 @@ def _trackpoint(running: bool) -> pl.Expr:
     )
 
 
-def tcx_lines(points: pl.DataFrame, running: Collection[int]) -> dict[int, str]:
+def tcx_lines(points: pl.DataFrame, running: Collection[int]) -> dict[int, bytes]:
     """Activity id -> its track points' lines, from ``point_texts``; ``running``: the ids whose sport is
     ``Running`` (their cadence is run cadence). An activity without a timed sample is absent."""
     timed = points.filter(pl.col("time").is_not_null())
@@ -146,7 +147,7 @@ def _lap(activity: Mapping[str, Any], figures: Mapping[str, Any], running: bool)
     return "".join(head), tail
 
 
-def tcx_text(activity: Mapping[str, Any], lines: str, figures: Mapping[str, Any]) -> bytes:
+def tcx_text(activity: Mapping[str, Any], lines: bytes, figures: Mapping[str, Any]) -> bytes:
     """The TCX v2 document of one activity (one lap), UTF-8, around its ``tcx_lines`` and ``lap_figures``.
 
     ``activity``: a row of ``activities`` (at least ``activity_id`` and ``start_date``, a UTC datetime; the
@@ -157,9 +158,8 @@ def tcx_text(activity: Mapping[str, Any], lines: str, figures: Mapping[str, Any]
     name = activity.get("name")
     notes = f"<Notes>{xml_text(name)}</Notes>" if name else ""
     begin = utc_text(activity["start_date"])
-    return (
-        f'{_HEADER}<Activities><Activity Sport="{sport}"><Id>{begin}</Id>\n'
-        f'<Lap StartTime="{begin}">{head}<Track>\n'
-        + lines
-        + f"</Track>{tail}</Lap>{notes}</Activity></Activities>\n</TrainingCenterDatabase>\n"
-    ).encode("utf-8")
+    return join_document(
+        f'{_HEADER}<Activities><Activity Sport="{sport}"><Id>{begin}</Id>\n<Lap StartTime="{begin}">{head}<Track>\n',
+        lines,
+        f"</Track>{tail}</Lap>{notes}</Activity></Activities>\n</TrainingCenterDatabase>\n",
+    )
