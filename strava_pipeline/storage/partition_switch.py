@@ -13,7 +13,8 @@ One re-materialisation is a *switch*, named by a random id:
    the versions table; it commits only once every staged file is durable, and rolls back if one failed.
    The commit is the point of no return.
 4. **switch**: staged files are renamed over the final ones, removals unlinked, directories fsynced; the
-   new rows' BRIN block ranges are summarised (best effort), so later reads of other days skip them.
+   new rows' BRIN block ranges are summarised (best effort, in the background: see
+   ``block_range_summaries``), so later reads of other days skip them.
 5. **done**: the journal is removed.
 
 Per-partition session advisory locks are held from before the commit until the renames are done, so two
@@ -52,6 +53,7 @@ import psycopg
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from strava_pipeline.storage.block_range_summaries import summarize_later
 from strava_pipeline.storage.databases import connect
 from strava_pipeline.storage.files import PRIVATE_FILE_MODE, TMP_SUFFIX, fsync_dir, write_atomic
 from strava_pipeline.storage.parquet_store import (
@@ -66,7 +68,6 @@ from strava_pipeline.storage.postgres_writer import (
     lock_days,
     prefer_indexes,
     replace_partitions,
-    summarize_new_block_ranges,
 )
 
 __all__ = [
@@ -313,8 +314,8 @@ class PartitionSwitcher:
                 raise PartitionWriteError(f"writing {journal.table} failed, nothing was changed: {exc}") from exc
             # Leaving `with conn` closes the session, releasing the partition locks: only after the renames.
             self._roll_forward(journal)
-            if frame.height:
-                summarize_new_block_ranges(conn, journal.table)
+        if frame.height:
+            summarize_later(self.database_url, journal.table)
         return result
 
     def _move_entities(

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from strava_pipeline.storage import partition_switch as ps
+from strava_pipeline.storage.block_range_summaries import wait_for_summaries
 from strava_pipeline.storage.parquet_store import ParquetStore
 from strava_pipeline.storage.partition_switch import PartitionSwitcher
 from strava_pipeline.storage.postgres_writer import PartitionWriteError
@@ -284,6 +285,7 @@ def test_a_write_leaves_its_rows_summarised_so_queries_of_other_days_skip_them(s
     many = frame([(i, D1 if i < 3_000 else D2, "x" * 40) for i in range(6_000)])  # dozens of pages per day
 
     write(switcher, many, [D1, D2])
+    wait_for_summaries()  # the write has handed its summary to a worker thread
 
     with psycopg.connect(switcher.database_url, autocommit=True) as conn:
         # A day the write did not fill reads no block at all: the new ranges are summarised, not scanned.

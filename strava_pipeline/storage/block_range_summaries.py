@@ -1,0 +1,79 @@
+"""The BRIN block ranges a write filled, summarised in the background once it has committed.
+
+Summarising (``postgres_writer.summarize_new_block_ranges``) only makes later queries read fewer blocks;
+nothing waits for it. So a write hands it to one worker thread of the process, which does it on its own
+connection while the run goes on (the server summarises on the other core meanwhile). A request for a
+table whose previous request has not started yet is that request: a summary covers every range
+unsummarised when it starts. Best effort, like the summary itself: failures (no server, no privilege, a
+vacuum holding the table) are not raised; a forked child starts a worker of its own. The process waits
+for a summary under way when it exits (a Dagster step's process would otherwise never summarise), at
+most ``CONNECT_TIMEOUT_S`` for an unreachable server.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
+
+from strava_pipeline.storage.databases import connect
+from strava_pipeline.storage.postgres_writer import summarize_new_block_ranges
+
+__all__ = ["summarize_later", "wait_for_summaries"]
+
+#: How long a summary may wait for the server to answer its connection.
+CONNECT_TIMEOUT_S = 5
+
+_lock = threading.Lock()
+_queued: dict[tuple[str, str], Future[bool]] = {}
+_unfinished: set[Future[bool]] = set()
+_worker: ThreadPoolExecutor | None = None
+_worker_pid = 0
+
+
+def summarize_later(database_url: str, table: str) -> Future[bool]:
+    """Summarise ``table``'s new block ranges soon, on another thread; the future says whether it was done."""
+    global _worker, _worker_pid
+    key = (database_url, table)
+    with _lock:
+        if _worker is None or _worker_pid != os.getpid():  # a fork has the worker's object, not its thread
+            _worker, _worker_pid = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brin-summary"), os.getpid()
+            _queued.clear()
+            _unfinished.clear()
+        queued = _queued.get(key)
+        if queued is not None:
+            return queued
+        try:
+            future = _worker.submit(_summarize, key)
+        except RuntimeError:  # the interpreter is shutting down: later queries pay for the ranges instead
+            done: Future[bool] = Future()
+            done.set_result(False)
+            return done
+        _queued[key] = future
+        _unfinished.add(future)
+    future.add_done_callback(_finished)
+    return future
+
+
+def wait_for_summaries(timeout: float | None = None) -> None:
+    """Wait until every summary requested so far has ended (tests, and whoever must query at once)."""
+    with _lock:
+        pending = list(_unfinished)
+    wait_all(pending, timeout=timeout)
+
+
+def _summarize(key: tuple[str, str]) -> bool:
+    database_url, table = key
+    with _lock:
+        _queued.pop(key, None)  # from now on a new request needs a new summary
+    try:
+        with connect(database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            return summarize_new_block_ranges(conn, table)
+    except Exception:  # best effort: the ranges are summarised by the next write's summary or a vacuum
+        return False
+
+
+def _finished(future: Future[bool]) -> None:
+    with _lock:
+        _unfinished.discard(future)
