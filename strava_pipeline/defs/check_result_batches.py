@@ -16,7 +16,9 @@ If the process dies between an evaluation and the next event, that step's result
 itself, which ``stale_runs`` then fails.
 
 The rows a run plans for its checks (one per check and day, written when the run is created) are inserted
-the same way, the planned event serialised once instead of once per day.
+the same way, the planned event serialised once instead of once per day. And the materialisations a run's
+evaluations name are read by one query of three columns (``materialization_targets``), where Dagster's
+records API decoded each whole event.
 """
 
 from __future__ import annotations
@@ -179,6 +181,20 @@ def _execution_row(storage: PostgresEventLogStorage, event: EventLogEntry, seria
             "evaluation_event": serialized, "evaluation_event_timestamp": storage._event_insert_timestamp(event),
             "evaluation_event_storage_id": event_id,
             "materialization_event_storage_id": target.storage_id if target else None}
+
+
+#: The columns of a materialisation an evaluation names; the timestamp is the event's own float, as text.
+_TARGETS = "SELECT id, run_id, event::json->>'timestamp' FROM event_logs WHERE id = ANY(%s)"
+
+
+def materialization_targets(storage: PostgresEventLogStorage, storage_ids: Sequence[int]
+                            ) -> dict[int, tuple[str, float]]:
+    """(run id, timestamp) of each of these event-log rows: what ``AssetCheckEvaluation`` names of the
+    materialisation it judged. A year of them, through ``fetch_materializations``, cost 70 ms of decoding
+    whole events per asset and run."""
+    with storage.index_connection() as conn:
+        rows = conn.exec_driver_sql(_TARGETS, (list(storage_ids),)).fetchall()
+    return {int(storage_id): (run_id, float(timestamp)) for storage_id, run_id, timestamp in rows}
 
 
 def _flush_all() -> None:

@@ -20,9 +20,11 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+from dagster_postgres.event_log import PostgresEventLogStorage
 
 from strava_pipeline.defs._dagster_private import AssetCheckEvaluationTargetMaterializationData
 from strava_pipeline.defs.assets.streams import STREAMS_CACHE
+from strava_pipeline.defs.check_result_batches import materialization_targets
 from strava_pipeline.defs.io_manager import DB_SCHEMA, ENTITY_KEY, WarehouseIOManager
 from strava_pipeline.defs.resources import LandedDataResource, SportFilterResource
 from strava_pipeline.ingest.stream_plan import rejected_streams
@@ -306,6 +308,16 @@ def _latest_materializations(
     )
     if not latest:
         return {}
+    storage = instance.event_log_storage
+    if isinstance(storage, PostgresEventLogStorage):  # the instance the CLI and the UI use: three columns
+        found = materialization_targets(storage, list(latest.values()))
+        return {
+            partition: AssetCheckEvaluationTargetMaterializationData(
+                storage_id=storage_id, run_id=found[storage_id][0], timestamp=found[storage_id][1]
+            )
+            for partition, storage_id in latest.items()
+            if storage_id in found
+        }
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset, storage_ids=list(latest.values())), limit=len(latest)
     ).records

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from strava_pipeline.cli.runtime import dagster_instance
-from strava_pipeline.defs import check_result_batches
+from strava_pipeline.defs import check_result_batches, checks
 from strava_pipeline.storage.databases import DATABASE_URL_ENV, connect
 from strava_pipeline_tests.instance import dagster_home
 
@@ -147,3 +147,35 @@ def test_per_day_check_results_are_stored_in_bulk_each_as_dagster_records_it(
     assert all(e.storage_id < check_success for e in evaluations.values())
     for day, record in by_day.items():  # the execution row holds the very event stored in the run's log
         assert record.event is not None and record.event.timestamp == evaluations[day].event_log_entry.timestamp
+
+
+@pytest.mark.filterwarnings("ignore::dagster.BetaWarning", "ignore::dagster.PreviewWarning")
+def test_evaluations_name_each_days_latest_materialisation_as_dagsters_records_have_it(
+    pg_url: str, instance_env: Callable[[str], None]
+) -> None:
+    """The materialisation a day's check result names (read from three columns of the event log) is the
+    day's latest one, with the run id and the exact timestamp Dagster's records API decodes: the UI shows
+    a day's check status only while it names that materialisation."""
+    instance_env(pg_url)
+    days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-31")
+
+    @dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+    def daily() -> None:
+        return None
+
+    def materialize(first: str, last: str) -> str:
+        return dg.materialize([daily], instance=instance, tags={
+            "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}).run_id
+
+    keys = [f"2026-01-{d:02d}" for d in range(1, 11)]
+    with dagster_instance() as instance:
+        materialize("2026-01-01", "2026-01-08")
+        again = materialize("2026-01-05", "2026-01-06")  # two days re-materialised later; 9 and 10 never
+        named = checks._latest_materializations(instance, daily.key, keys)
+        latest = instance.get_latest_storage_id_by_partition(
+            daily.key, dg.DagsterEventType.ASSET_MATERIALIZATION, set(keys))
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=daily.key, storage_ids=list(latest.values())), limit=100).records
+    expected = {r.partition_key: (r.storage_id, r.run_id, r.timestamp) for r in records}
+    assert {day: (t.storage_id, t.run_id, t.timestamp) for day, t in named.items()} == expected
+    assert sorted(named) == keys[:8] and {named[d].run_id for d in ("2026-01-05", "2026-01-06")} == {again}
