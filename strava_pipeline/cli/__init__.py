@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import gc
 import os
 import signal
 import socket
@@ -119,6 +120,21 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
+def freeze_loaded_objects() -> None:
+    """Hide what the command has loaded so far (modules, classes, the code location: ~250,000 objects) from
+    the cyclic garbage collector, once its heavy imports are done.
+
+    They live until the process ends, yet each full collection during a backfill walked them all, and the
+    interpreter's collections at exit walked them again (0.6 s between the command's last line and its exit).
+    Measured on a 1,000-activity mirror backfill with the streams landed beforehand, two runs each:
+    collections during the run 0.75 / 0.67 -> 0.45 / 0.56 s, exit 0.53 / 0.66 -> 0.07 s. What is allocated
+    afterwards is collected as usual; the frozen objects are freed at exit as before, minus the scans. Once
+    per process: a second call (a test calling commands in-process) would hide the garbage made since.
+    """
+    if not gc.get_freeze_count():
+        gc.freeze()
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Backfill a date range headlessly (no daemon), batch by batch."""
     from strava_pipeline.cli.backfill import preflight, run_backfill
@@ -129,6 +145,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     end = args.end or _today()
     select = [s.strip() for s in args.select.split(",")] if args.select else None
     preflight(base, start, end, select)  # wrong arguments or settings fail here, before the database starts
+    freeze_loaded_objects()
     with pipeline_environment(base) as settings, dagster_instance() as instance:
         run_backfill(settings, start, end, select=select, instance=instance, log_level=args.log_level,
                      refetch=args.refetch)
@@ -146,6 +163,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     end = _today()
     first = end - timedelta(days=args.lookback_days - 1)
     preflight(base, first, end, None)
+    freeze_loaded_objects()
     with pipeline_environment(base) as settings, dagster_instance() as instance:
         run_backfill(settings, first, end, instance=instance, log_level=args.log_level, command="sync")
     return 0
@@ -164,6 +182,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"strava-pipeline import: {path} does not exist (give the export_<id>.zip Strava e-mailed you, "
               "or the folder it unpacks to)", file=sys.stderr)
         return 2
+    freeze_loaded_objects()
     with pipeline_environment(Settings.from_env()) as settings, dagster_instance() as instance:
         try:
             run_import(settings, path, instance=instance, log_level=args.log_level)
