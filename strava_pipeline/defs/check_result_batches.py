@@ -190,8 +190,8 @@ _TARGETS = "SELECT id, run_id, event::json->>'timestamp' FROM event_logs WHERE i
 def materialization_targets(storage: PostgresEventLogStorage, storage_ids: Sequence[int]
                             ) -> dict[int, tuple[str, float]]:
     """(run id, timestamp) of each of these event-log rows: what ``AssetCheckEvaluation`` names of the
-    materialisation it judged. A year of them, through ``fetch_materializations``, cost 70 ms of decoding
-    whole events per asset and run."""
+    materialisation it judged. Through ``fetch_materializations`` (whole events decoded) these lookups took
+    0.72 s of a 1,000-activity mirror backfill's main thread (py-spy)."""
     with storage.index_connection() as conn:
         rows = conn.exec_driver_sql(_TARGETS, (list(storage_ids),)).fetchall()
     return {int(storage_id): (run_id, float(timestamp)) for storage_id, run_id, timestamp in rows}

@@ -29,18 +29,26 @@ _lock = threading.Lock()
 _queued: dict[tuple[str, str], Future[bool]] = {}
 _unfinished: set[Future[bool]] = set()
 _worker: ThreadPoolExecutor | None = None
-_worker_pid = 0
+
+
+def _forget_parents_worker() -> None:
+    """In a forked child: the parent's worker object is here but not its thread, and the lock may be held."""
+    global _lock, _worker
+    _lock, _worker = threading.Lock(), None
+    _queued.clear()
+    _unfinished.clear()
+
+
+os.register_at_fork(after_in_child=_forget_parents_worker)
 
 
 def summarize_later(database_url: str, table: str) -> Future[bool]:
     """Summarise ``table``'s new block ranges soon, on another thread; the future says whether it was done."""
-    global _worker, _worker_pid
+    global _worker
     key = (database_url, table)
     with _lock:
-        if _worker is None or _worker_pid != os.getpid():  # a fork has the worker's object, not its thread
-            _worker, _worker_pid = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brin-summary"), os.getpid()
-            _queued.clear()
-            _unfinished.clear()
+        if _worker is None:
+            _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brin-summary")
         queued = _queued.get(key)
         if queued is not None:
             return queued
