@@ -27,7 +27,6 @@ CONNECT_TIMEOUT_S = 5
 
 _lock = threading.Lock()
 _queued: dict[tuple[str, str], Future[bool]] = {}
-_unfinished: set[Future[bool]] = set()
 _worker: ThreadPoolExecutor | None = None
 
 
@@ -36,7 +35,6 @@ def _forget_parents_worker() -> None:
     global _lock, _worker
     _lock, _worker = threading.Lock(), None
     _queued.clear()
-    _unfinished.clear()
 
 
 os.register_at_fork(after_in_child=_forget_parents_worker)
@@ -59,16 +57,20 @@ def summarize_later(database_url: str, table: str) -> Future[bool]:
             done.set_result(False)
             return done
         _queued[key] = future
-        _unfinished.add(future)
-    future.add_done_callback(_finished)
     return future
 
 
 def wait_for_summaries(timeout: float | None = None) -> None:
-    """Wait until every summary requested so far has ended (tests, and whoever must query at once)."""
+    """Wait until every summary requested so far has ended (tests, and whoever must query at once): the one
+    worker runs them in order, so a marker queued now ends after all of them."""
     with _lock:
-        pending = list(_unfinished)
-    wait_all(pending, timeout=timeout)
+        if _worker is None:
+            return
+        try:
+            marker = _worker.submit(lambda: None)
+        except RuntimeError:  # shutting down: the interpreter waits for the worker itself
+            return
+    wait_all([marker], timeout=timeout)
 
 
 def _summarize(key: tuple[str, str]) -> bool:
@@ -80,8 +82,3 @@ def _summarize(key: tuple[str, str]) -> bool:
             return summarize_new_block_ranges(conn, table)
     except Exception:  # best effort: the ranges are summarised by the next write's summary or a vacuum
         return False
-
-
-def _finished(future: Future[bool]) -> None:
-    with _lock:
-        _unfinished.discard(future)
